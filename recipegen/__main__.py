@@ -1,0 +1,5 @@
+"""``python -m recipegen``."""
+
+from recipegen.cli import main
+
+raise SystemExit(main())

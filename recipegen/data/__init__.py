@@ -1,0 +1,1 @@
+"""Bundled reference data (name mappings, linter tables); see LICENSES/ for their notices."""

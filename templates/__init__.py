@@ -1,0 +1,1 @@
+"""Templates for generated v1 recipes (installed as ``recipegen.templates``)."""
