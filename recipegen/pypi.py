@@ -1,0 +1,256 @@
+"""PyPI's JSON API and file downloads: the only place recipegen talks to PyPI directly.
+
+Mirrors differ from pypi.org (this one answers ``/pypi/<name>/json`` but not the
+per-version URL, and gives file URLs relative to the JSON document), so every URL is
+resolved with ``urljoin`` and recipes always carry the exact file URL and sha256.
+Responses are cached on disk with HTTP validation; downloads are verified before use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin
+
+import requests
+from packaging.utils import canonicalize_name
+
+from recipegen.errors import RecipegenError
+
+DEFAULT_INDEX = "https://pypi.org/pypi/"
+
+
+def index_url() -> str:
+    """The JSON API root; ``RECIPEGEN_PYPI_URL`` points it at a mirror or a test server."""
+    url = os.environ.get("RECIPEGEN_PYPI_URL", DEFAULT_INDEX)
+    return url if url.endswith("/") else url + "/"
+
+
+@dataclass(frozen=True)
+class DistFile:
+    """One file of a release, with an absolute URL."""
+
+    filename: str
+    url: str
+    sha256: str
+    packagetype: str  # "sdist" | "bdist_wheel"
+    requires_python: str | None = None
+
+    @property
+    def is_pure_wheel(self) -> bool:
+        """A wheel that runs on any CPython 3 and any platform (``py3-none-any``)."""
+        if not self.filename.endswith(".whl"):
+            return False
+        python, abi, platform = self.filename[:-4].split("-")[-3:]
+        return abi == "none" and platform == "any" and "py3" in python.split(".")
+
+
+@dataclass(frozen=True)
+class Release:
+    """What PyPI says about one version of a project."""
+
+    name: str
+    version: str
+    files: tuple[DistFile, ...]
+    info: dict
+
+    @property
+    def sdist(self) -> DistFile | None:
+        sdists = [f for f in self.files if f.packagetype == "sdist"]
+        # .tar.gz is the standard (PEP 625); older releases may only have .zip.
+        sdists.sort(key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename))
+        return sdists[0] if sdists else None
+
+    @property
+    def pure_wheel(self) -> DistFile | None:
+        wheels = [f for f in self.files if f.is_pure_wheel]
+        return wheels[0] if wheels else None
+
+
+class PyPI:
+    """A small PyPI JSON client with an on-disk cache, bounded retries and timeouts."""
+
+    def __init__(self, cache_dir: Path | None = None, *, timeout: float = 30.0,
+                 retries: int = 3, offline: bool = False, write_cache: bool = True) -> None:
+        self.base = index_url()
+        self.cache_dir = cache_dir
+        self.timeout = timeout
+        self.retries = retries
+        self.offline = offline
+        self.write_cache = write_cache
+        self._session = requests.Session()
+        self._memo: dict[str, dict] = {}
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    def _get(self, url: str, headers: dict[str, str] | None = None,
+             stream: bool = False) -> requests.Response:
+        """GET with bounded retries on connection errors and 5xx; 4xx is final."""
+        last: str = ""
+        for attempt in range(self.retries):
+            try:
+                resp = self._session.get(url, headers=headers or {}, timeout=self.timeout,
+                                         stream=stream)
+            except requests.RequestException as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if resp.status_code < 500:
+                    return resp
+                last = f"HTTP {resp.status_code}"
+            if attempt + 1 < self.retries:
+                time.sleep(min(0.5 * 2**attempt, 4.0))
+        raise RecipegenError(
+            f"PyPI is not answering at {url} ({last}, {self.retries} tries)",
+            hint="check the network or RECIPEGEN_PYPI_URL, then run again",
+        )
+
+    def _cache_path(self, key: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / "json" / f"{key}.json"
+
+    def project(self, name: str) -> dict:
+        """The project's JSON document (all releases), validated against the cache."""
+        key = canonicalize_name(name)
+        if key in self._memo:
+            return self._memo[key]
+        url = urljoin(self.base, f"{key}/json")
+        cache = self._cache_path(key)
+        cached: dict | None = None
+        if cache is not None and cache.exists():
+            try:
+                cached = json.loads(cache.read_text())
+            except ValueError:
+                cached = None
+        if self.offline:
+            if cached is None:
+                raise RecipegenError(f"no cached PyPI data for {name!r} and --offline is set",
+                                     package=name)
+            self._memo[key] = cached["body"]
+            return cached["body"]
+        headers = {"Accept": "application/json"}
+        if cached and cached.get("etag"):
+            headers["If-None-Match"] = cached["etag"]
+        if cached and cached.get("last_modified"):
+            headers["If-Modified-Since"] = cached["last_modified"]
+        resp = self._get(url, headers=headers)
+        if resp.status_code == 304 and cached is not None:
+            body = cached["body"]
+        elif resp.status_code == 404:
+            raise RecipegenError(f"{name!r} is not a project on PyPI ({url} answered 404)",
+                                 hint="check the spelling of the package name", package=name)
+        elif resp.status_code != 200:
+            raise RecipegenError(f"PyPI answered HTTP {resp.status_code} for {url}", package=name)
+        else:
+            try:
+                body = resp.json()
+            except ValueError as exc:
+                raise RecipegenError(f"PyPI sent invalid JSON for {name!r}: {exc}") from exc
+            body["_url"] = url
+            if cache is not None and self.write_cache:
+                _atomic_write(cache, json.dumps({
+                    "etag": resp.headers.get("ETag"),
+                    "last_modified": resp.headers.get("Last-Modified"),
+                    "body": body,
+                }).encode())
+        self._memo[key] = body
+        return body
+
+    def release(self, name: str, version: str) -> Release:
+        """One release with absolute file URLs; a clear error if PyPI has no such version."""
+        doc = self.project(name)
+        releases = doc.get("releases") or {}
+        files = releases.get(version)
+        if files is None:
+            # PyPI versions are matched after normalization (1.0 == 1.0.0 is *not* assumed).
+            from packaging.version import InvalidVersion, Version
+
+            try:
+                wanted = Version(version)
+                for key, value in releases.items():
+                    try:
+                        if Version(key) == wanted:
+                            files = value
+                            break
+                    except InvalidVersion:
+                        continue
+            except InvalidVersion:
+                pass
+        if files is None:
+            raise RecipegenError(f"PyPI has no release {version} of {name}", package=name,
+                                 hint=f"see {urljoin(self.base, canonicalize_name(name))}/json")
+        base = doc.get("_url") or urljoin(self.base, f"{canonicalize_name(name)}/json")
+        dist_files = tuple(
+            DistFile(
+                filename=f["filename"],
+                url=urljoin(base, f["url"]),
+                sha256=f["digests"]["sha256"],
+                packagetype=f.get("packagetype", ""),
+                requires_python=f.get("requires_python"),
+            )
+            for f in files
+        )
+        return Release(name=doc["info"]["name"], version=version, files=dist_files,
+                       info=doc.get("info") or {})
+
+    # -- files ----------------------------------------------------------------------------
+
+    def download(self, file: DistFile, dest_dir: Path) -> Path:
+        """Fetch a file into ``dest_dir`` (a cache), verify its sha256, return its path.
+
+        A file already there is re-hashed rather than trusted; a mismatch is never used.
+        """
+        dest = dest_dir / file.sha256[:2] / file.sha256 / file.filename
+        if dest.exists() and sha256_file(dest) == file.sha256:
+            return dest
+        if self.offline:
+            raise RecipegenError(f"{file.filename} is not in the cache and --offline is set")
+        resp = self._get(file.url, stream=True)
+        if resp.status_code != 200:
+            raise RecipegenError(f"downloading {file.url} failed: HTTP {resp.status_code}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in resp.iter_content(1 << 16):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != file.sha256:
+                raise RecipegenError(
+                    f"sha256 mismatch for {file.filename}: expected {file.sha256}, "
+                    f"got {digest.hexdigest()}",
+                    hint="the file on the index changed or the download was corrupted; "
+                    "nothing was built from it",
+                )
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return dest
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temp file and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,161 @@
+"""A v1 recipe as data (:class:`RecipeSpec`) and its one way to text (:func:`render`).
+
+Everything in a recipe that came from PyPI is untrusted: a summary can hold YAML syntax,
+and rattler-build evaluates ``${{ }}`` and ``{% %}`` in *every* string of a recipe. So
+values never reach the text unescaped: the template's finalizer quotes each one for YAML
+and wraps any Jinja syntax in a Jinja string literal, which rattler-build prints verbatim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+
+import jinja2
+
+import recipegen
+
+#: Top-level keys of a v1 recipe, in conda-forge's order.
+REQUIREMENT_SECTIONS = ("build", "host", "run", "run_constraints")
+
+_JINJA_MARKERS = ("${{", "{{", "}}", "{%", "%}", "{#", "#}")
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """Everything a single-output v1 recipe says, before it is text."""
+
+    name: str
+    version: str
+    pypi_name: str
+    source_url: str
+    sha256: str
+    script: str
+    license: str
+    source_kind: str = "sdist"  # "sdist" | "wheel"
+    file_name: str | None = None
+    noarch: str | None = "python"
+    build_number: int = 0
+    build_string: str | None = None
+    entry_points: tuple[str, ...] = ()
+    build: tuple[str, ...] = ()
+    host: tuple[str, ...] = ()
+    run: tuple[str, ...] = ()
+    run_constraints: tuple[str, ...] = ()
+    test_imports: tuple[str, ...] = ()
+    pip_check: bool = True
+    test_commands: tuple[str, ...] = ()
+    homepage: str | None = None
+    summary: str | None = None
+    description: str | None = None
+    license_files: tuple[str, ...] = ()
+    repository: str | None = None
+    documentation: str | None = None
+    python_min: str | None = None
+    maintainers: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def content_hash(self) -> str:
+        """A hash of what the recipe builds (notes and build string left out)."""
+        data = asdict(self)
+        data.pop("notes")
+        data.pop("build_string")
+        blob = json.dumps(data, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+class Raw(str):
+    """A trusted YAML fragment that the finalizer passes through as is."""
+
+
+def jinja_literal(value: str) -> str:
+    """``value`` as rattler-build will print it: Jinja syntax wrapped in a string literal."""
+    if not any(marker in value for marker in _JINJA_MARKERS):
+        return value
+    escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+               .replace("\r", "\\r").replace("\t", "\\t"))
+    return '${{ "' + escaped + '" }}'
+
+
+def yaml_quote(value: str) -> str:
+    """A YAML double-quoted scalar that reads back as exactly ``value``."""
+    out = ['"']
+    for ch in value:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) <= 0xFF:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def _finalize(value: object) -> str:
+    if isinstance(value, Raw):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if value is None:
+        return '""'
+    return yaml_quote(jinja_literal(str(value)))
+
+
+def _comment(value: object) -> Raw:
+    """Text safe inside a ``#`` comment: one line, printable."""
+    text = " ".join(str(value).split())
+    return Raw("".join(ch for ch in text if ch.isprintable()))
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(_load_template),
+        variable_start_string="[[",
+        variable_end_string="]]",
+        block_start_string="[%",
+        block_end_string="%]",
+        comment_start_string="[#",
+        comment_end_string="#]",
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        finalize=_finalize,
+        autoescape=False,
+    )
+    env.filters["raw"] = lambda v: Raw(str(v))
+    env.filters["comment"] = _comment
+    return env
+
+
+def _load_template(name: str) -> str:
+    return resources.files("recipegen.templates").joinpath(name).read_text()
+
+
+_ENV: jinja2.Environment | None = None
+
+
+def render(spec: RecipeSpec, template: str = "recipe.yaml.j2") -> str:
+    """The recipe's text; the same spec always gives the same bytes."""
+    global _ENV
+    if _ENV is None:
+        _ENV = _environment()
+    sections = [(s, getattr(spec, s)) for s in REQUIREMENT_SECTIONS if getattr(spec, s)]
+    text = _ENV.get_template(template).render(
+        **{k: getattr(spec, k) for k in spec.__dataclass_fields__},
+        requirement_sections=sections,
+        tool_version=recipegen.__version__,
+    )
+    return text.rstrip("\n") + "\n"

@@ -1,0 +1,134 @@
+"""The conda env we install into: where it is, what it holds, which Python and platform.
+
+Everything downstream (resolution, markers, recipes, the solve) is *for a target*, not for
+the interpreter recipegen happens to run on, so this is read first and passed along.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recipegen.errors import RecipegenError, UsageError
+
+#: Evaluates PEP 508 marker variables inside an interpreter (stdlib only, any CPython 3).
+_MARKER_ENV_SNIPPET = r"""
+import json, os, platform, sys
+def fmt(info):
+    v = "{0.major}.{0.minor}.{0.micro}".format(info)
+    if info.releaselevel != "final":
+        v += info.releaselevel[0] + str(info.serial)
+    return v
+print(json.dumps({
+    "implementation_name": sys.implementation.name,
+    "implementation_version": fmt(sys.implementation.version),
+    "os_name": os.name,
+    "platform_machine": platform.machine(),
+    "platform_release": platform.release(),
+    "platform_system": platform.system(),
+    "platform_version": platform.version(),
+    "python_full_version": platform.python_version(),
+    "platform_python_implementation": platform.python_implementation(),
+    "python_version": ".".join(platform.python_version_tuple()[:2]),
+    "sys_platform": sys.platform,
+}))
+"""
+
+
+@dataclass(frozen=True)
+class InstalledPackage:
+    """One conda-meta record, reduced to what planning needs."""
+
+    name: str
+    version: str
+    build: str
+    channel: str
+    requested_spec: str | None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A conda prefix as found on disk (it may not exist yet)."""
+
+    prefix: Path
+    platform: str
+    exists: bool
+    installed: tuple[InstalledPackage, ...] = field(default=())
+
+    @property
+    def python_version(self) -> str | None:
+        """Full version of the env's python package, if it has one."""
+        for pkg in self.installed:
+            if pkg.name == "python":
+                return pkg.version
+        return None
+
+    @property
+    def python_exe(self) -> Path:
+        return self.prefix / "bin" / "python"
+
+    @property
+    def requested_specs(self) -> list[str]:
+        """Specs the user asked for in earlier installs (conda keeps them per record)."""
+        return [p.requested_spec for p in self.installed if p.requested_spec]
+
+
+def current_platform() -> str:
+    """The conda subdir of this machine (linux-64, osx-arm64, ...)."""
+    from rattler import Platform
+
+    return str(Platform.current())
+
+
+def _read_record(path: Path) -> InstalledPackage:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RecipegenError(
+            f"cannot read conda record {path}: {exc}",
+            hint="the env's conda-meta is damaged; remove that file or recreate the env",
+        ) from exc
+    specs = data.get("requested_specs") or []
+    requested = data.get("requested_spec") or (specs[0] if specs else None)
+    return InstalledPackage(
+        name=data["name"],
+        version=data["version"],
+        build=data.get("build", ""),
+        channel=data.get("channel", ""),
+        requested_spec=requested,
+    )
+
+
+def inspect_target(prefix: Path) -> Target:
+    """Read a prefix; refuse anything that is not a conda env or a place to make one."""
+    prefix = Path(os.path.abspath(prefix))
+    platform = current_platform()
+    if prefix.exists() and not prefix.is_dir():
+        raise UsageError(f"prefix {prefix} is a file, not a directory",
+                         hint="pass -p with a new or existing conda env directory")
+    meta = prefix / "conda-meta"
+    if not prefix.exists():
+        return Target(prefix=prefix, platform=platform, exists=False)
+    if not meta.is_dir():
+        if any(prefix.iterdir()):
+            raise UsageError(
+                f"{prefix} is not a conda env (no conda-meta/) and not empty",
+                hint="pass -p with a conda env, a new path, or an empty directory",
+            )
+        return Target(prefix=prefix, platform=platform, exists=False)
+    records = tuple(sorted((_read_record(p) for p in meta.glob("*.json")), key=lambda r: r.name))
+    return Target(prefix=prefix, platform=platform, exists=True, installed=records)
+
+
+def marker_environment(python: Path | str = sys.executable) -> dict[str, str]:
+    """PEP 508 marker values as the given interpreter sees them."""
+    try:
+        out = subprocess.run([str(python), "-I", "-c", _MARKER_ENV_SNIPPET], check=True,
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RecipegenError(f"cannot run the target's python {python}: {exc}") from exc
+    return json.loads(out.stdout)
