@@ -122,13 +122,13 @@ def query(channels: list[str], platform: str, names: list[str], *, gateway) -> A
             except GatewayError as one:
                 raise _unreachable(url, one) from one
         raise _unreachable(", ".join(urls), exc) from exc
-    for url, records in zip(urls, result, strict=False):
+    for records in result:  # one list per (channel, platform) pair
         for rec in records:
             pkg = ChannelPackage(
                 name=rec.name.normalized,
                 version=str(rec.version),
-                build=rec.build,
-                channel=url,
+                build=str(rec.build),
+                channel=str(rec.channel).rstrip("/"),
                 subdir=rec.subdir,
                 file_name=rec.file_name,
                 url=str(rec.url),

@@ -70,6 +70,10 @@ class Raw(str):
     """A trusted YAML fragment that the finalizer passes through as is."""
 
 
+class Trusted(str):
+    """A value of recipegen's own whose Jinja (``${{ PYTHON }}``) rattler-build must see."""
+
+
 def jinja_literal(value: str) -> str:
     """``value`` as rattler-build will print it: Jinja syntax wrapped in a string literal."""
     if not any(marker in value for marker in _JINJA_MARKERS):
@@ -106,6 +110,8 @@ def yaml_quote(value: str) -> str:
 def _finalize(value: object) -> str:
     if isinstance(value, Raw):
         return str(value)
+    if isinstance(value, Trusted):
+        return yaml_quote(str(value))
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -136,6 +142,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["raw"] = lambda v: Raw(str(v))
+    env.filters["trusted"] = lambda v: Trusted(str(v))
     env.filters["comment"] = _comment
     return env
 

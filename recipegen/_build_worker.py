@@ -1,0 +1,79 @@
+"""Runs one rattler-build build in its own process (``python -m recipegen._build_worker``).
+
+A process per build keeps rattler-build's output in the package's log, lets builds run in
+parallel without sharing the interpreter, and lets an interrupt kill a build outright.
+Reads a JSON request from argv[1]; writes a JSON answer to the path it names.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+
+class _LogToFile:
+    """rattler-build progress callback: every log line and build step into the log."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text.rstrip("\n") + "\n")
+        self.stream.flush()
+
+    def on_download_start(self, event) -> None:
+        self._write(f"download {event.url}")
+
+    def on_download_progress(self, event) -> None:
+        pass
+
+    def on_download_complete(self, event) -> None:
+        pass
+
+    def on_build_step(self, event) -> None:
+        self._write(f"== {event.step_name}: {event.message}")
+
+    def on_log(self, event) -> None:
+        self._write(f"[{event.level}] {event.message}")
+
+
+def build(request: dict) -> dict:
+    from rattler_build import Stage0Recipe, ToolConfiguration, VariantConfig
+
+    recipe = Stage0Recipe.from_file(request["recipe"])
+    tool_config = ToolConfiguration(
+        test_strategy="skip" if request["skip_tests"] else "native",
+        compression_threads=1,
+        use_sharded=False,
+    )
+    packages: list[str] = []
+    for variant in recipe.render(VariantConfig()):
+        result = variant.run_build(
+            tool_config=tool_config,
+            output_dir=request["output_dir"],
+            channels=request["channels"],
+            progress_callback=_LogToFile(sys.stdout),
+            no_build_id=True,
+            package_format="conda",
+        )
+        packages.extend(str(p) for p in result.packages)
+    return {"ok": True, "packages": packages}
+
+
+def main() -> int:
+    request = json.loads(sys.argv[1])
+    answer_path = Path(request["answer"])
+    try:
+        answer = build(request)
+    except BaseException as exc:  # report every failure, including rattler-build's own
+        traceback.print_exc(file=sys.stdout)
+        answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}".strip()}
+    sys.stdout.flush()
+    answer_path.write_text(json.dumps(answer))
+    return 0 if answer["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,265 @@
+"""The ``recipegen`` command: parse arguments, call the stages, print. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import recipegen
+from recipegen.errors import RecipegenError, UsageError
+from recipegen.progress import Reporter
+
+
+def _prefix(value: str | None) -> Path:
+    prefix = value or os.environ.get("CONDA_PREFIX")
+    if not prefix:
+        raise UsageError("no target env: pass -p PREFIX or activate a conda env "
+                         "($CONDA_PREFIX is not set)")
+    return Path(prefix)
+
+
+def _reporter(args: argparse.Namespace) -> Reporter:
+    if getattr(args, "json", False):
+        return Reporter("json")
+    return Reporter("quiet" if getattr(args, "quiet", False) else "human")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    """Name-mapping overrides: config file first, ``--map`` flags on top."""
+    from recipegen.config import load_config
+    from recipegen.mapping import parse_override
+
+    config = load_config(Path.cwd())
+    return {**config.mapping, **dict(parse_override(t) for t in getattr(args, "map", None) or [])}
+
+
+def _config_channels() -> tuple[str, ...]:
+    from recipegen.config import load_config
+
+    return tuple(load_config(Path.cwd()).channels)
+
+
+# -- seed ------------------------------------------------------------------------------------
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from recipegen.seed import seed_channel
+    from recipegen.workroot import WorkRoot
+
+    reporter = _reporter(args)
+    channel = Path(args.channel) if args.channel else WorkRoot.at(args.work_root).seed
+    result = seed_channel(channel, progress=reporter.info)
+    data = {"channel": str(result.channel), "built": result.built, "existing": result.existing}
+    if args.json:
+        reporter.result(data)
+    else:
+        what = ", ".join(result.built) if result.built else "nothing (already seeded)"
+        print(f"seed channel {result.channel}: built {what}")
+        print(f"use it with: recipegen install SPEC -c {result.channel}")
+    return 0
+
+
+# -- install ---------------------------------------------------------------------------------
+
+
+def _plan_text(plan) -> str:
+    lines = [f"Target: {plan.target.prefix} (python {plan.python_version}, "
+             f"{plan.target.platform})",
+             "Channels: " + ", ".join(plan.channels)]
+    reuse = sorted((d for d in plan.decisions.values() if d.action == "reuse"),
+                   key=lambda d: d.name)
+    if reuse:
+        lines.append("From channels:")
+        for d in reuse:
+            pkg = d.channel_package
+            lines.append(f"  {d.conda_name:<28} {pkg.version:<14} {pkg.channel}")
+    if plan.order.steps:
+        lines.append("Build from PyPI, in this order:")
+        for i, step in enumerate(plan.order.steps, 1):
+            d = plan.decisions[step.name]
+            recipe = plan.recipes[step.name]
+            note = f"{recipe.spec.source_kind}; {d.reason}"
+            if step.skip_tests:
+                note += "; tests skipped (cycle)"
+            lines.append(f"  {i:>3}. {recipe.spec.name:<24} {recipe.spec.version:<12} {note}")
+    lines.append("Requested: " + ", ".join(plan.requested))
+    return "\n".join(lines)
+
+
+def _plan_json(plan) -> dict:
+    packages = []
+    for d in sorted(plan.decisions.values(), key=lambda d: d.name):
+        entry = {"pypi_name": d.name, "version": d.version, "conda_name": d.conda_name,
+                 "action": d.action, "reason": d.reason}
+        if d.channel_package is not None:
+            entry["channel"] = d.channel_package.channel
+            entry["channel_version"] = d.channel_package.version
+        packages.append(entry)
+    return {
+        "prefix": str(plan.target.prefix),
+        "python": plan.python_version,
+        "channels": list(plan.channels),
+        "packages": packages,
+        "build_order": [{"name": plan.recipes[s.name].spec.name, "pypi_name": s.name,
+                         "after": sorted(s.after), "skip_tests": s.skip_tests}
+                        for s in plan.order.steps],
+        "requested": list(plan.requested),
+    }
+
+
+def _confirm(args: argparse.Namespace) -> bool:
+    if args.yes or args.json or not sys.stdin.isatty():
+        return True
+    answer = input("Proceed ([y]/n)? ").strip().lower()
+    return answer in ("", "y", "yes")
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    from recipegen.pipeline import InstallRequest, execute, make_plan
+
+    reporter = _reporter(args)
+    req = InstallRequest(
+        specs=tuple(args.specs),
+        prefix=_prefix(args.prefix),
+        work_root=Path(args.work_root),
+        channels=tuple(args.channel or ()) or _config_channels(),
+        constraints=tuple(Path(c) for c in args.constraints or ()),
+        jobs=args.jobs,
+        dry_run=args.dry_run,
+        offline=args.offline,
+        keep_going=args.keep_going,
+        mapping_overrides=_overrides(args),
+        grayskull_timeout=args.grayskull_timeout,
+    )
+    for c in req.constraints:
+        if not c.is_file():
+            raise UsageError(f"constraints file {c} does not exist")
+    plan = make_plan(req, reporter)
+    if args.dry_run:
+        if args.json:
+            reporter.result({"dry_run": True, **_plan_json(plan)})
+        else:
+            print(_plan_text(plan))
+            print("Dry run: nothing was written.")
+        return 0
+    if not args.json and not args.quiet:
+        print(_plan_text(plan), file=sys.stderr)
+    if not _confirm(args):
+        print("Aborted: nothing was changed.", file=sys.stderr)
+        return 1
+    result = execute(plan, req, reporter)
+    changes = [asdict(c) for c in result.solution.changes] if result.solution else []
+    if args.json:
+        reporter.result({**_plan_json(plan),
+                         "builds": [{"name": o.name, "status": o.status,
+                                     "package": str(o.package) if o.package else None,
+                                     "log": str(o.log), "seconds": round(o.seconds, 1)}
+                                    for o in result.builds],
+                         "changes": changes})
+    elif not args.quiet:
+        for c in changes:
+            arrow = f"{c['old'] or '-'} -> {c['new'] or '-'}"
+            print(f"  {c['name']:<28} {arrow}")
+        print(f"Installed into {plan.target.prefix}.")
+    return 0
+
+
+# -- map -------------------------------------------------------------------------------------
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from recipegen.mapping import NameMapper
+
+    mapper = NameMapper(_overrides(args))
+    results = [mapper.to_conda(n) for n in args.names]
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        for r in results:
+            print(f"{r.pypi:<30} {r.conda:<30} ({r.source})")
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def _common(p: argparse.ArgumentParser, *, work_root: bool = True) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    if work_root:
+        p.add_argument("--work-root", default="recipes-out",
+                       help="recipes, local channel, logs and caches (default: ./recipes-out)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recipegen",
+        description="Install PyPI packages into conda envs as real conda packages, "
+        "built from generated recipes.")
+    parser.add_argument("--version", action="version", version=recipegen.__version__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("seed", help="make an offline base channel (python, pip) from this "
+                       "interpreter")
+    p.add_argument("--channel", help="channel directory (default: WORK_ROOT/seed)")
+    _common(p)
+    p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("install", help="build what the channels lack and install into an env")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="PEP 508 requirement")
+    p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
+    p.add_argument("-c", "--channel", action="append",
+                   help="conda channel (name, URL or directory); repeatable")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="parallel builds (default: the number of cores)")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--constraints", action="append", metavar="FILE",
+                   help="pip constraints file for every resolution; repeatable")
+    p.add_argument("--offline", action="store_true", help="use cached repodata and PyPI data")
+    p.add_argument("--keep-going", action="store_true",
+                   help="build independent packages after a failure (nothing is installed)")
+    p.add_argument("--map", action="append", metavar="PYPI=CONDA",
+                   help="override a PyPI→conda name mapping; repeatable")
+    p.add_argument("--grayskull-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="kill recipe generation for one package after this long")
+    _common(p)
+    p.set_defaults(func=cmd_install)
+
+    p = sub.add_parser("map", help="show the conda name of PyPI packages and its source")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--map", action="append", metavar="PYPI=CONDA",
+                   help="override a mapping; repeatable")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_map)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "jobs", 1) is not None and getattr(args, "jobs", 1) < 1:
+        parser.error("--jobs must be at least 1")
+    try:
+        return args.func(args)
+    except RecipegenError as exc:
+        _print_error(exc, args)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("recipegen: interrupted; the env was not changed", file=sys.stderr)
+        return 130
+
+
+def _print_error(exc: RecipegenError, args: argparse.Namespace) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps({"event": "error", "error": exc.message, "hint": exc.hint,
+                          "package": exc.package, "log": exc.log}))
+    print(f"recipegen: error: {exc.message}", file=sys.stderr)
+    if exc.log:
+        print(f"  log: {exc.log}", file=sys.stderr)
+    if exc.hint:
+        print(f"  hint: {exc.hint}", file=sys.stderr)

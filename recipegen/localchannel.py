@@ -1,0 +1,101 @@
+"""The local conda channel recipegen builds into: created, published to, indexed, locked.
+
+A package enters the channel only whole (built elsewhere, then renamed into place) and the
+repodata is rewritten under a file lock, so parallel builds and parallel recipegen
+processes never leave a channel whose index disagrees with its files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from recipegen.errors import RecipegenError
+
+#: py-rattler's indexer can crash the interpreter at exit, so it runs in a child process.
+_INDEX_SNIPPET = """
+import asyncio, sys
+from pathlib import Path
+from rattler.index import index_fs
+asyncio.run(index_fs(Path(sys.argv[1]), write_zst=False, write_shards=False))
+"""
+
+
+@contextlib.contextmanager
+def locked(channel: Path) -> Iterator[None]:
+    """An exclusive lock on the channel, for other threads and other processes alike."""
+    channel.mkdir(parents=True, exist_ok=True)
+    with open(channel / ".recipegen.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def index(channel: Path, subdirs: tuple[str, ...] = ()) -> None:
+    """Rewrite the channel's repodata from the package files in it."""
+    for subdir in {"noarch", *subdirs}:
+        (channel / subdir).mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, "-c", _INDEX_SNIPPET, str(channel)],
+                          capture_output=True, text=True, timeout=600)
+    if not (channel / "noarch" / "repodata.json").exists():
+        raise RecipegenError(f"indexing the channel {channel} failed:\n{proc.stderr[-2000:]}")
+
+
+def ensure(channel: Path, platform: str) -> None:
+    """Make ``channel`` a valid (possibly empty) channel for ``platform`` and noarch."""
+    with locked(channel):
+        missing = [s for s in ("noarch", platform)
+                   if not (channel / s / "repodata.json").exists()]
+        if missing:
+            index(channel, (platform,))
+
+
+def has_package(channel: Path, subdir: str, file_name: str) -> Path | None:
+    path = channel / subdir / file_name
+    return path if path.exists() else None
+
+
+def publish(packages: list[Path], channel: Path) -> list[Path]:
+    """Move finished package files into the channel and re-index it, under the lock."""
+    placed: list[Path] = []
+    with locked(channel):
+        for package in packages:
+            subdir = package.parent.name
+            dest_dir = channel / subdir
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            tmp = dest_dir / f".incoming-{os.getpid()}-{package.name}"
+            shutil.copyfile(package, tmp)
+            os.chmod(tmp, 0o644)  # rattler-build writes 0600; a channel is for everyone
+            os.replace(tmp, dest_dir / package.name)
+            placed.append(dest_dir / package.name)
+        index(channel, tuple({p.parent.name for p in placed}))
+    return placed
+
+
+def listed_files(channel: Path) -> dict[str, set[str]]:
+    """Package file names per subdir, as the repodata lists them."""
+    out: dict[str, set[str]] = {}
+    for repodata in channel.glob("*/repodata.json"):
+        data = json.loads(repodata.read_text())
+        names = set(data.get("packages", {})) | set(data.get("packages.conda", {}))
+        out[repodata.parent.name] = names
+    return out
+
+
+def present_files(channel: Path) -> dict[str, set[str]]:
+    """Package file names per subdir, as they are on disk."""
+    out: dict[str, set[str]] = {}
+    for sub in channel.iterdir() if channel.is_dir() else []:
+        if sub.is_dir() and (sub / "repodata.json").exists():
+            out[sub.name] = {p.name for p in sub.iterdir()
+                             if p.name.endswith((".conda", ".tar.bz2"))}
+    return out
