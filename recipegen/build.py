@@ -112,7 +112,7 @@ def run_one(job: BuildJob, work: WorkRoot, channels: list[str]) -> BuildOutcome:
             "ok": False, "error": f"the build process died (exit status {proc.returncode})"}
         if not result["ok"]:
             return BuildOutcome(job.name, "failed", None, log, seconds,
-                                _first_line(result["error"]))
+                                _first_line(result["error"]) + _excerpt(log))
         built = [Path(p) for p in result["packages"]]
         wanted = [p for p in built if p.name == job.file_name] or built
         placed = localchannel.publish(wanted, work.channel)
@@ -131,6 +131,20 @@ def kill_active() -> None:
     for proc in list(_ACTIVE):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _excerpt(log: Path, lines: int = 12) -> str:
+    """The lines of a build log that usually say why it failed."""
+    try:
+        text = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    cut = next((i for i, line in enumerate(text) if "Script execution failed" in line
+                or line.startswith("Traceback")), len(text))
+    keep = [line.removeprefix("[info] ").removeprefix("[error] ").rstrip()
+            for line in text[:cut] if line.strip() not in ("", "[info]", "[error]")]
+    tail = keep[-lines:]
+    return ("\n    " + "\n    ".join(tail)) if tail else ""
 
 
 def _first_line(text: str) -> str:

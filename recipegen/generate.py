@@ -19,12 +19,19 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from recipegen import licenses
+from recipegen.archive import (
+    SdistInfo,
+    choose_imports,
+    inspect_sdist,
+    is_license_name,
+    sdist_imports,
+    wheel_imports,
+)
 from recipegen.errors import RecipegenError
 from recipegen.mapping import NameMapper
 from recipegen.pypi import PyPI, Release
 from recipegen.recipe import RecipeSpec, render
 from recipegen.resolve import Resolution, ResolvedDist, active_requirements
-from recipegen.sdist import SdistInfo, inspect_sdist
 from recipegen.specs import to_conda_spec
 from recipegen.upstream import UpstreamRecipe, run_grayskull
 
@@ -173,11 +180,27 @@ def _homepage(dist: ResolvedDist, upstream: UpstreamRecipe | None) -> str:
 
 
 def _license_files(info: SdistInfo | None, upstream: UpstreamRecipe | None) -> tuple[str, ...]:
+    """Licence files that exist in the sdist; grayskull's picks only if they look like one."""
     if info is None:
         return ()
     present = set(info.files)
-    from_grayskull = tuple(f for f in (upstream.license_files if upstream else []) if f in present)
+    from_grayskull = tuple(f for f in (upstream.license_files if upstream else [])
+                           if f in present and is_license_name(f.rsplit("/", 1)[-1]))
     return from_grayskull or info.license_files()
+
+
+def _test_imports(dist: ResolvedDist, release: Release, info: SdistInfo | None,
+                  upstream: UpstreamRecipe | None, ctx: GenerateContext) -> tuple[str, ...]:
+    """Imports that exist in what gets installed: read from the wheel when there is one."""
+    wheel = release.pure_wheel
+    if wheel is not None:
+        candidates = wheel_imports(ctx.pypi.download(wheel, ctx.cache_dir / "wheels"))
+    elif info is not None:
+        candidates = sdist_imports(info)
+    else:
+        candidates = []
+    suggested = list(upstream.test_imports) if upstream else []
+    return tuple(choose_imports(dist.name, suggested, candidates))
 
 
 def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -> GeneratedRecipe:
@@ -213,7 +236,7 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
                      f"(source: {mapped.source}).")
     license_id = licenses.from_metadata(
         expression=meta.get("license_expression"), license_field=meta.get("license"),
-        classifiers=meta.get("classifiers") or (),
+        classifiers=meta.get("classifier") or (),
         grayskull=upstream.license if upstream else None)
     if license_id is None:
         notes.append("No SPDX licence could be read from the metadata.")
@@ -249,7 +272,7 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
         entry_points=tuple(upstream.entry_points) if upstream else (),
         host=host_conda,
         run=run_conda,
-        test_imports=tuple(upstream.test_imports) if upstream else (),
+        test_imports=_test_imports(dist, release, info, upstream, ctx),
         pip_check=True,
         homepage=_homepage(dist, upstream),
         summary=(upstream.summary if upstream else None) or meta.get("summary"),

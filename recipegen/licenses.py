@@ -90,12 +90,13 @@ def spdx(text: str | None) -> str | None:
 
 def from_metadata(*, expression: str | None, license_field: str | None,
                   classifiers: Iterable[str] = (), grayskull: str | None = None) -> str | None:
-    """The best SPDX expression the metadata supports (PEP 639 first), or None."""
-    for candidate in (expression, license_field, grayskull):
+    """The best SPDX expression the metadata declares (PEP 639 first), or None."""
+    for candidate in (expression, license_field):
         found = spdx(candidate)
         if found:
             return found
     ids = sorted({CLASSIFIERS[c] for c in classifiers if CLASSIFIERS.get(c)})
     if ids:
         return " OR ".join(ids) if len(ids) > 1 else ids[0]
-    return None
+    # grayskull's guess comes last: it reads licence files, vendored ones included.
+    return spdx(grayskull)

@@ -157,7 +157,7 @@ def resolve(requirements: list[str], *, python: Path | str,
             requested=bool(item.get("requested")),
             requested_extras=tuple(item.get("requested_extras") or ()),
             metadata={k: meta.get(k) for k in ("summary", "license", "license_expression",
-                                                "home_page", "project_url", "classifiers")},
+                                                "home_page", "project_url", "classifier")},
         )
     _check_extras(parsed, dists)
     return Resolution(tuple(str(r) for r in parsed), data["environment"], dists)

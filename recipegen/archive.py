@@ -1,4 +1,4 @@
-"""Look inside a source archive without trusting it.
+"""Look inside source archives and wheels without trusting them.
 
 Sdists come from anyone. Before grayskull or rattler-build unpacks one, every member is
 checked: no absolute paths, no ``..``, no links that leave the tree, no device files.
@@ -39,11 +39,11 @@ class SdistInfo:
 
     def license_files(self) -> tuple[str, ...]:
         """Licence-like files: at the root first, then in ``LICENSES/``-style folders."""
-        found = [f for f in self.files if _is_license_name(f)]
+        found = [f for f in self.files if is_license_name(f)]
         return tuple(sorted(found, key=lambda f: (f.count("/"), f.lower())))
 
 
-def _is_license_name(path: str) -> bool:
+def is_license_name(path: str) -> bool:
     parts = path.split("/")
     name = parts[-1].lower()
     stem = name.split(".")[0].split("-")[0].split("_")[0]
@@ -145,3 +145,71 @@ def inspect_sdist(path: Path) -> SdistInfo:
             raise RecipegenError(f"{path.name}: its pyproject.toml is not valid TOML: {exc}"
                                  ) from exc
     return SdistInfo(path=path, root=root, files=files, pyproject=pyproject)
+
+
+#: Top-level folders of an sdist that never hold the installed package.
+NOT_PACKAGES = {"tests", "test", "testing", "docs", "doc", "examples", "example", "benchmarks",
+                "bench", "scripts", "tools", "build", "dist", "ci", "tasks", "_build",
+                "_custom_build", "misc", "contrib", "samples", "sample"}
+NOT_MODULES = {"setup", "conftest", "noxfile", "fabfile", "tasks", "versioneer", "build",
+               "setup_build", "_build", "dodo"}
+
+
+def _importable(files: list[str]) -> list[str]:
+    """Top-level import names in a tree of files (packages first, then modules).
+
+    A folder without ``__init__.py`` that holds packages is a namespace: its
+    sub-packages are reported (``poetry.core``), since the namespace itself imports
+    nothing worth testing.
+    """
+    names: set[str] = set()
+    dirs_with_init = {f.rsplit("/", 1)[0] for f in files if f.endswith("/__init__.py")}
+    for d in dirs_with_init:
+        parts = d.split("/")
+        # the outermost package of each chain
+        top = next(i for i in range(1, len(parts) + 1) if "/".join(parts[:i]) in dirs_with_init)
+        dotted = parts[:top]
+        if all(p.isidentifier() for p in dotted):
+            names.add(".".join(dotted))
+    for f in files:
+        if "/" not in f and f.endswith(".py"):
+            stem = f[:-3]
+            if stem.isidentifier() and stem not in NOT_MODULES:
+                names.add(stem)
+    return sorted(names, key=lambda n: (n.count("."), n))
+
+
+def wheel_imports(path: Path) -> list[str]:
+    """Import names a wheel installs (from its file list; nothing is extracted)."""
+    with zipfile.ZipFile(path) as zf:
+        files = [n for n in zf.namelist()
+                 if not n.split("/", 1)[0].endswith((".dist-info", ".data"))]
+    return _importable(files)
+
+
+def sdist_imports(info: SdistInfo) -> list[str]:
+    """Import names an sdist probably installs: its ``src/`` or root packages and modules."""
+    src = [f[4:] for f in info.files if f.startswith("src/")]
+    if any(f.endswith(".py") for f in src):
+        files = src
+    else:
+        files = [f for f in info.files if f.split("/", 1)[0].lower() not in NOT_PACKAGES]
+    return [n for n in _importable(files) if n.split(".")[0].lower() not in NOT_PACKAGES]
+
+
+def choose_imports(dist_name: str, suggested: list[str], candidates: list[str]) -> list[str]:
+    """The modules a recipe test should import: suggestions that exist, else the best guess.
+
+    ``suggested`` (grayskull's list) is kept where it names something the package really
+    installs; otherwise the candidate named like the distribution wins, then any
+    candidate that does not look like a test or private helper.
+    """
+    tops = {c.split(".")[0] for c in candidates} | set(candidates)
+    valid = [m for m in suggested if m in tops or m.split(".")[0] in tops]
+    if valid:
+        return valid
+    plain = [c for c in candidates
+             if not c.startswith(("test", "_")) and not c.split(".")[-1].endswith("_test")]
+    wanted = dist_name.lower().replace("-", "_").replace(".", "_")
+    named = [c for c in plain if c.replace(".", "_") == wanted or c == wanted]
+    return named or plain[:5]
