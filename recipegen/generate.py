@@ -13,6 +13,7 @@ import re
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlparse
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -55,7 +56,6 @@ class GenerateContext:
     cache_dir: Path
     python_version: str  # the target's full python version
     grayskull_timeout: float = 300.0
-    write_cache: bool = True
     prefer_wheel: bool = False  # repackage the pure wheel even when there is an sdist
 
 
@@ -105,7 +105,8 @@ def _strip_marker(req: Requirement) -> Requirement:
 
 
 def host_requirements(info: SdistInfo | None, upstream: UpstreamRecipe | None,
-                      run: list[Requirement], mapper: NameMapper) -> list[Requirement]:
+                      run: list[Requirement], mapper: NameMapper,
+                      env: dict[str, str]) -> list[Requirement]:
     """What must be in the host env to build: PEP 517/518 plus in-tree backends' needs.
 
     An in-tree backend (``backend-path``, e.g. hatchling building itself) imports the
@@ -130,7 +131,8 @@ def host_requirements(info: SdistInfo | None, upstream: UpstreamRecipe | None,
         if pypi not in seen:
             seen.add(pypi)
             reqs.append(Requirement(pypi))
-    return [_strip_marker(r) for r in reqs]
+    active = [r for r in reqs if r.marker is None or r.marker.evaluate({**env, "extra": ""})]
+    return [_strip_marker(r) for r in active]
 
 
 def conda_requirements(reqs: list[Requirement], mapper: NameMapper,
@@ -169,14 +171,29 @@ def is_pure(release: Release, info: SdistInfo | None, upstream: UpstreamRecipe |
     return not any(f.endswith(COMPILED_SUFFIXES) for f in sources)
 
 
+def _url(value: str | None) -> str | None:
+    """An absolute http(s) URL, or None: rattler-build rejects anything else."""
+    if not value:
+        return None
+    value = value.strip()
+    parts = urlparse(value)
+    ok = parts.scheme in ("http", "https") and parts.netloc and not any(c.isspace()
+                                                                        for c in value)
+    return value if ok else None
+
+
 def _homepage(dist: ResolvedDist, upstream: UpstreamRecipe | None) -> str:
-    if upstream and upstream.homepage:
-        return upstream.homepage
+    candidates = [upstream.homepage if upstream else None]
     for entry in dist.metadata.get("project_url") or []:
         label, _, url = entry.partition(",")
         if label.strip().lower() in ("homepage", "home", "source", "repository"):
-            return url.strip()
-    return dist.metadata.get("home_page") or f"https://pypi.org/project/{dist.name}/"
+            candidates.append(url)
+    candidates.append(dist.metadata.get("home_page"))
+    for candidate in candidates:
+        url = _url(candidate)
+        if url:
+            return url
+    return f"https://pypi.org/project/{dist.name}/"
 
 
 def _license_files(info: SdistInfo | None, upstream: UpstreamRecipe | None) -> tuple[str, ...]:
@@ -225,8 +242,9 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
         info = inspect_sdist(path)
         upstream = run_grayskull(dist.display_name, dist.version, sdist_url=sdist.url,
                                  sha256=sdist.sha256, timeout=ctx.grayskull_timeout,
-                                 cache_dir=ctx.cache_dir if ctx.write_cache else None)
-    host = host_requirements(info, upstream, run, ctx.mapper) if sdist is not None else []
+                                 cache_dir=ctx.cache_dir)
+    host = (host_requirements(info, upstream, run, ctx.mapper, resolution.environment)
+            if sdist is not None else [])
     mapped = ctx.mapper.to_conda(dist.name)
     pure = is_pure(release, info, upstream)
     meta = dist.metadata

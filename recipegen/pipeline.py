@@ -159,19 +159,27 @@ def _map_names(names: list[str], mapper: NameMapper) -> dict[str, str]:
 
 
 def make_plan(req: InstallRequest, reporter: Reporter) -> InstallPlan:
-    """Resolve, decide, generate recipes and order the builds; touch nothing outside caches."""
+    """Resolve, decide, generate recipes and order the builds; touch nothing outside caches.
+
+    A dry run uses a temporary cache, removed at the end: it writes nothing anywhere.
+    """
+    if not req.dry_run:
+        return _make_plan(req, reporter, WorkRoot.at(req.work_root).cache)
+    with tempfile.TemporaryDirectory(prefix="recipegen-dry-run-") as tmp:
+        return _make_plan(req, reporter, Path(tmp))
+
+
+def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallPlan:
     parsed = [parse_requirement(s) for s in req.specs]
     if not parsed:
         raise UsageError("nothing to install: give at least one requirement")
     target = inspect_target(req.prefix)
     work = WorkRoot.at(req.work_root)
-    if not req.dry_run:
-        work.ensure_writable()
-    gateway = channels_mod.make_gateway(None if req.dry_run else work.cache / "repodata",
-                                        offline=req.offline)
+    gateway = channels_mod.make_gateway(cache / "repodata", offline=req.offline)
     reporter.phase("channels", "checking which channels can be reached")
     user_channels = choose_channels(req, work, gateway, target.platform, reporter)
     if not req.dry_run:
+        work.ensure_writable()
         localchannel.ensure(work.channel, target.platform)
     local = [work.channel.as_uri()] if (work.channel / "noarch" / "repodata.json").exists() else []
     all_channels = [*local, *user_channels]
@@ -186,11 +194,9 @@ def make_plan(req: InstallRequest, reporter: Reporter) -> InstallPlan:
                          constraints=req.constraints)
     requested = {canonicalize_name(r.name) for r in parsed}
 
-    pypi = PyPI(work.cache / "pypi", offline=req.offline, write_cache=not req.dry_run)
-    cache_dir = work.cache if not req.dry_run else Path(tempfile.mkdtemp(prefix="recipegen-"))
-    ctx = GenerateContext(mapper=mapper, pypi=pypi, cache_dir=cache_dir,
-                          python_version=python_version,
-                          grayskull_timeout=req.grayskull_timeout, write_cache=not req.dry_run)
+    pypi = PyPI(cache / "pypi", offline=req.offline)
+    ctx = GenerateContext(mapper=mapper, pypi=pypi, cache_dir=cache,
+                          python_version=python_version, grayskull_timeout=req.grayskull_timeout)
     decisions: dict[str, Decision] = {}
     recipes: dict[str, GeneratedRecipe] = {}
     edges: list[Requirement] = list(parsed)

@@ -76,13 +76,12 @@ class PyPI:
     """A small PyPI JSON client with an on-disk cache, bounded retries and timeouts."""
 
     def __init__(self, cache_dir: Path | None = None, *, timeout: float = 30.0,
-                 retries: int = 3, offline: bool = False, write_cache: bool = True) -> None:
+                 retries: int = 3, offline: bool = False) -> None:
         self.base = index_url()
         self.cache_dir = cache_dir
         self.timeout = timeout
         self.retries = retries
         self.offline = offline
-        self.write_cache = write_cache
         self._session = requests.Session()
         self._memo: dict[str, dict] = {}
 
@@ -152,7 +151,7 @@ class PyPI:
             except ValueError as exc:
                 raise RecipegenError(f"PyPI sent invalid JSON for {name!r}: {exc}") from exc
             body["_url"] = url
-            if cache is not None and self.write_cache:
+            if cache is not None:
                 _atomic_write(cache, json.dumps({
                     "etag": resp.headers.get("ETag"),
                     "last_modified": resp.headers.get("Last-Modified"),

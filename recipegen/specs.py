@@ -16,10 +16,7 @@ from recipegen.errors import RecipegenError
 
 def _compatible_upper(version: str) -> str:
     """Upper bound of ``~=V``: drop the last release segment, bump the one before it."""
-    release = Version(version).release
-    if len(release) < 2:
-        raise RecipegenError(f"invalid specifier '~={version}': ~= needs at least two segments")
-    head = list(release[:-1])
+    head = list(Version(version).release[:-1])  # packaging guarantees two or more segments
     head[-1] += 1
     return ".".join(str(part) for part in head)
 

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -113,9 +112,7 @@ def test_repodata_lists_the_seed(seeded: SeedResult) -> None:
 
 def test_second_seed_is_a_noop(seeded: SeedResult) -> None:
     before = {p: p.stat().st_mtime_ns for p in seeded.channel.rglob("*") if p.is_file()}
-    started = time.monotonic()
     again = seed_channel(seeded.channel)
-    assert time.monotonic() - started < 5
     assert again.built == []
     assert sorted(again.existing) == sorted(seeded.built)
     after = {p: p.stat().st_mtime_ns for p in seeded.channel.rglob("*") if p.is_file()}
