@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from importlib import resources
+from pathlib import Path
 
 import jinja2
 
@@ -148,6 +149,10 @@ def _environment() -> jinja2.Environment:
 
 
 def _load_template(name: str) -> str:
+    """From the installed ``recipegen.templates``, or ``templates/`` of a source checkout."""
+    checkout = Path(__file__).resolve().parent.parent / "templates" / name
+    if checkout.is_file():
+        return checkout.read_text()
     return resources.files("recipegen.templates").joinpath(name).read_text()
 
 

@@ -162,11 +162,19 @@ def _worker_env() -> dict[str, str]:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parent.parent)
     env["RECIPEGEN_ORIG_PYTHONPATH"] = env.get("PYTHONPATH", "")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    if root not in _site_dirs():  # installed: importable already, and must stay on sys.path
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONHASHSEED"] = "0"  # grayskull joins a set of license names: fix the order
     return env
+
+
+def _site_dirs() -> set[str]:
+    import site
+
+    dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    return {str(Path(d).resolve()) for d in dirs}
 
 
 def _wait_then_kill_group(proc: subprocess.Popen, timeout: float) -> int | None:

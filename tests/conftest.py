@@ -62,7 +62,7 @@ def seed_channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def run_cli() -> Callable[..., subprocess.CompletedProcess]:
+def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
     """Run ``python -m recipegen ARGS`` like a user would (no terminal on stdin)."""
 
     def run(*args: str | Path, cwd: Path | None = None, env: dict | None = None,
@@ -70,9 +70,11 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess]:
         full_env = dict(os.environ)
         full_env.pop("CONDA_PREFIX", None)
         full_env.update(env or {})
+        # Not from the checkout: the installed recipegen is what users run.
         return subprocess.run([sys.executable, "-m", "recipegen", *map(str, args)],
-                              capture_output=True, text=True, cwd=cwd or REPO, env=full_env,
-                              stdin=subprocess.DEVNULL, timeout=timeout, check=False)
+                              capture_output=True, text=True, cwd=cwd or tmp_path,
+                              env=full_env, stdin=subprocess.DEVNULL, timeout=timeout,
+                              check=False)
 
     return run
 
