@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -27,6 +28,7 @@ from recipegen.generate import (
     GenerateContext,
     GeneratedRecipe,
     generate,
+    run_requirements,
     without_tests,
     write_recipe,
 )
@@ -84,6 +86,10 @@ class InstallResult:
     plan: InstallPlan
     builds: tuple[BuildOutcome, ...]
     solution: Solution | None
+
+
+#: Resolutions of run + build requirements before giving up (each adds build requirements).
+MAX_ROUNDS = 12
 
 
 # -- channels -------------------------------------------------------------------------------
@@ -189,53 +195,43 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
     python_version = _python_for(target, python_probe)
     python_exe = _resolver_python(target, python_version)
 
-    reporter.phase("resolve", ", ".join(req.specs) + f" for python {python_version}")
-    resolution = resolve([str(r) for r in parsed], python=python_exe,
-                         constraints=req.constraints)
-    requested = {canonicalize_name(r.name) for r in parsed}
-
     pypi = PyPI(cache / "pypi", offline=req.offline)
     ctx = GenerateContext(mapper=mapper, pypi=pypi, cache_dir=cache,
                           python_version=python_version, grayskull_timeout=req.grayskull_timeout)
-    decisions: dict[str, Decision] = {}
-    recipes: dict[str, GeneratedRecipe] = {}
-    edges: list[Requirement] = list(parsed)
-    frontier = set(requested)
-    while frontier:
-        names = sorted(frontier)
+    requested = {canonicalize_name(r.name) for r in parsed}
+    generated: dict[tuple[str, str], GeneratedRecipe] = {}
+    known: dict[str, tuple] = {}  # conda name → channel packages, queried once per name
+    build_requirements: set[str] = set()
+    reporter.phase("resolve", ", ".join(req.specs) + f" for python {python_version}")
+    for _round in range(MAX_ROUNDS):
+        # One resolution of the user's specs and every build requirement seen so far, so a
+        # package needed at run time and at build time gets one version that suits both.
+        resolution = resolve([*map(str, parsed), *sorted(build_requirements)],
+                             python=python_exe, constraints=req.constraints)
+        names = sorted(resolution.dists)
         conda_names = _map_names(names, mapper)
-        reporter.phase("channels", f"looking up {len(names)} packages in "
-                       f"{len(all_channels)} channel(s)")
-        availability = channels_mod.query(all_channels, target.platform,
-                                          list(conda_names.values()), gateway=gateway)
+        new = sorted({conda_names[n] for n in names} - known.keys())
+        if new:
+            reporter.phase("channels", f"looking up {len(new)} packages in "
+                           f"{len(all_channels)} channel(s)")
+            found = channels_mod.query(all_channels, target.platform, new, gateway=gateway)
+            known.update({c: found.of(c) for c in new})
+        availability = Availability(tuple(all_channels), known)
+        edges = [*parsed, *(r for d in resolution.dists.values()
+                             for r in run_requirements(d, resolution)),
+                 *map(Requirement, build_requirements)]
         specifiers = combined_specifiers(edges)
-        for name in names:
-            dist = resolution.dists[name]
-            decisions[name] = decide(name, dist.version, conda_names[name],
-                                     specifiers.get(name, _any()), availability,
-                                     requested=name in requested)
-        to_build = [n for n in names if decisions[n].action == "build"]
-        new_recipes = _generate_all(to_build, resolution, ctx, req.jobs, reporter)
-        recipes.update(new_recipes)
-        next_names: set[str] = set()
-        unresolved: list[Requirement] = []
-        for name, recipe in new_recipes.items():
-            for text in (*recipe.host_requirements, *recipe.run_requirements):
-                dep = Requirement(text)
-                edges.append(dep)
-                key = canonicalize_name(dep.name)
-                if key in resolution.dists:
-                    next_names.add(key)
-                elif key != name:
-                    unresolved.append(dep)
-        if unresolved:
-            reporter.phase("resolve", "build requirements: "
-                           + ", ".join(sorted({str(r) for r in unresolved})))
-            extra = resolve(sorted({str(r) for r in unresolved}), python=python_exe,
-                            constraints=req.constraints)
-            resolution = resolution.merged(extra)
-            next_names.update(canonicalize_name(r.name) for r in unresolved)
-        frontier = {n for n in next_names if n not in decisions}
+        decisions, recipes = _walk(requested, resolution, conda_names, specifiers,
+                                   availability, generated, ctx, req.jobs, reporter)
+        needed = {h for r in recipes.values() for h in r.host_requirements}
+        if needed <= build_requirements:
+            break
+        reporter.phase("resolve", "again, with build requirements: "
+                       + ", ".join(sorted(needed - build_requirements)))
+        build_requirements |= needed
+    else:
+        raise RecipegenError("build requirements kept changing the resolution; giving up",
+                             hint="pin the closure with --constraints")
 
     _check_versions(decisions, edges)
     order, recipes = _order(decisions, recipes, ctx, resolution, reporter)
@@ -245,10 +241,39 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
                        order=order, requested=requested_specs, pins=pins)
 
 
-def _any():
-    from packaging.specifiers import SpecifierSet
+def _walk(requested: set[str], resolution: Resolution, conda_names: dict[str, str],
+          specifiers: dict, availability: Availability,
+          generated: dict[tuple[str, str], GeneratedRecipe], ctx: GenerateContext, jobs: int,
+          reporter: Reporter) -> tuple[dict[str, Decision], dict[str, GeneratedRecipe]]:
+    """Decide from the requested packages outwards, through what is built.
 
-    return SpecifierSet()
+    A reused package brings its dependencies from its channel, so only the run and host
+    requirements of packages *built* here are followed; their recipes are generated
+    level by level, each level concurrently.
+    """
+    decisions: dict[str, Decision] = {}
+    recipes: dict[str, GeneratedRecipe] = {}
+    level = sorted(requested)
+    while level:
+        for name in level:
+            dist = resolution.dists[name]
+            decisions[name] = decide(name, dist.version, conda_names[name],
+                                     specifiers.get(name, SpecifierSet()), availability,
+                                     requested=name in requested)
+        to_build = [n for n in level if decisions[n].action == "build"]
+        missing = [n for n in to_build if (n, resolution.dists[n].version) not in generated]
+        generated.update({(n, resolution.dists[n].version): r for n, r in
+                          _generate_all(missing, resolution, ctx, jobs, reporter).items()})
+        following: set[str] = set()
+        for name in to_build:
+            recipe = generated[(name, resolution.dists[name].version)]
+            recipes[name] = recipe
+            for text in (*recipe.host_requirements, *recipe.run_requirements):
+                dep = canonicalize_name(Requirement(text).name)
+                if dep in resolution.dists and dep not in decisions:
+                    following.add(dep)
+        level = sorted(following)
+    return decisions, recipes
 
 
 def _generate_all(names: list[str], resolution: Resolution, ctx: GenerateContext, jobs: int,

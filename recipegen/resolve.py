@@ -51,11 +51,6 @@ class Resolution:
         dist = self.dists[canonicalize_name(name)]
         return active_requirements(dist.requires_dist, self.environment, extras)
 
-    def merged(self, other: Resolution) -> Resolution:
-        """Both closures; where both picked a distribution, the first one's pick is kept."""
-        dists = dict(other.dists)
-        dists.update(self.dists)
-        return Resolution(self.requirements + other.requirements, self.environment, dists)
 
 
 def parse_requirement(text: str) -> Requirement:
