@@ -37,6 +37,9 @@ from recipegen.specs import to_conda_spec
 from recipegen.upstream import UpstreamRecipe, run_grayskull
 
 PIP_INSTALL_SDIST = "${{ PYTHON }} -m pip install . -vv --no-deps --no-build-isolation"
+#: pip records the (temporary) build directory in ``direct_url.json``; a conda package must
+#: not carry it (``pip freeze`` would show ``pkg @ file:///...`` and builds would differ).
+DROP_DIRECT_URL = 'rm -f "$SP_DIR"/*.dist-info/direct_url.json'
 #: Build backends that compile: their packages are never ``noarch: python``.
 COMPILING_BACKENDS = ("maturin", "scikit_build_core", "mesonpy", "setuptools_rust", "cmake")
 COMPILED_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".pyx", ".rs", ".f90", ".f")
@@ -267,15 +270,15 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
                  *conda_requirements(run, ctx.mapper, ("python",)))
     if sdist is not None:
         source_url, sha256, file_name, kind = sdist.url, sdist.sha256, None, "sdist"
-        script = PIP_INSTALL_SDIST
+        script = (PIP_INSTALL_SDIST, DROP_DIRECT_URL)
     else:
         assert wheel is not None
         if not WHEEL_NAME.fullmatch(wheel.filename):
             raise RecipegenError(f"refusing wheel file name {wheel.filename!r} from PyPI",
                                  package=dist.name)
         source_url, sha256, file_name, kind = wheel.url, wheel.sha256, wheel.filename, "wheel"
-        script = f"${{{{ PYTHON }}}} -m pip install ./{wheel.filename} -vv --no-deps " \
-                 "--no-build-isolation"
+        script = (f"${{{{ PYTHON }}}} -m pip install ./{wheel.filename} -vv --no-deps "
+                  "--no-build-isolation", DROP_DIRECT_URL)
         notes.append("No sdist on PyPI: this recipe repackages the py3-none-any wheel.")
     spec = RecipeSpec(
         name=mapped.conda,

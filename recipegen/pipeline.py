@@ -207,7 +207,8 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
         # One resolution of the user's specs and every build requirement seen so far, so a
         # package needed at run time and at build time gets one version that suits both.
         resolution = resolve([*map(str, parsed), *sorted(build_requirements)],
-                             python=python_exe, constraints=req.constraints)
+                             python=python_exe, constraints=req.constraints,
+                             use_cache=not req.dry_run)
         names = sorted(resolution.dists)
         conda_names = _map_names(names, mapper)
         new = sorted({conda_names[n] for n in names} - known.keys())

@@ -33,7 +33,7 @@ class RecipeSpec:
     pypi_name: str
     source_url: str
     sha256: str
-    script: str
+    script: tuple[str, ...]
     license: str
     source_kind: str = "sdist"  # "sdist" | "wheel"
     file_name: str | None = None

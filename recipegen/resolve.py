@@ -109,9 +109,11 @@ def _pip_error(stderr: str) -> str:
 
 
 def resolve(requirements: list[str], *, python: Path | str,
-            constraints: tuple[Path, ...] = (), timeout: float = 900) -> Resolution:
+            constraints: tuple[Path, ...] = (), timeout: float = 900,
+            use_cache: bool = True) -> Resolution:
     """Resolve ``requirements`` (PEP 508) for the interpreter ``python`` with pip.
 
+    ``use_cache=False`` keeps pip from writing its HTTP cache (for dry runs).
     Raises RecipegenError with pip's own explanation when there is no solution.
     """
     parsed = [parse_requirement(r) for r in requirements]
@@ -125,8 +127,11 @@ def resolve(requirements: list[str], *, python: Path | str,
         for c in constraints:
             cmd += ["--constraint", str(c)]
         cmd += [str(r) for r in parsed]
+        env = _lend_pip(tmp)
+        if not use_cache:
+            env["PIP_NO_CACHE_DIR"] = "1"
         try:
-            proc = subprocess.run(cmd, env=_lend_pip(tmp), capture_output=True, text=True,
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
                                   timeout=timeout, cwd=tmp)
         except subprocess.TimeoutExpired as exc:
             raise RecipegenError(f"pip's resolver did not finish within {timeout:.0f} s",

@@ -25,7 +25,7 @@ HOSTILE = [
 def _spec(**kw) -> RecipeSpec:
     base = dict(name="demo", version="1.0", pypi_name="demo",
                 source_url="https://example.invalid/demo-1.0.tar.gz", sha256="0" * 64,
-                script="${{ PYTHON }} -m pip install . -vv --no-deps --no-build-isolation",
+                script=("${{ PYTHON }} -m pip install . -vv --no-deps --no-build-isolation",),
                 license="MIT", host=("python", "pip"), run=("python >=3.8",),
                 test_imports=("demo",))
     base.update(kw)
@@ -55,7 +55,8 @@ def test_hostile_urls_stay_literal(url: str) -> None:
 
 def test_build_script_jinja_is_left_for_rattler_build() -> None:
     text = render(_spec())
-    assert 'script: "${{ PYTHON }} -m pip install . -vv --no-deps --no-build-isolation"' in text
+    assert '  script:\n    - "${{ PYTHON }} -m pip install . -vv --no-deps --no-build-isolation"' \
+        in text
 
 
 def test_render_is_deterministic_and_ordered() -> None:
