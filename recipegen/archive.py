@@ -126,6 +126,19 @@ def _zip_members(path: Path) -> tuple[list[str], dict[str, bytes]]:
     return names, wanted
 
 
+def read_member(info: SdistInfo, relpath: str, limit: int = 1 << 20) -> bytes | None:
+    """One regular file of a checked sdist (by its path under the root), or None."""
+    if relpath not in info.files:
+        return None
+    name = f"{info.root}/{relpath}" if info.root else relpath
+    if info.path.suffix == ".zip":
+        with zipfile.ZipFile(info.path) as zf:
+            return zf.read(name)[:limit]
+    with tarfile.open(info.path) as tar:
+        fh = tar.extractfile(name)
+        return fh.read(limit) if fh is not None else None
+
+
 def inspect_sdist(path: Path) -> SdistInfo:
     """Check every member of an sdist and read its root ``pyproject.toml``."""
     if path.suffix == ".zip":

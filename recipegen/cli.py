@@ -168,6 +168,42 @@ def cmd_install(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- generate --------------------------------------------------------------------------------
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from recipegen.config import load_config
+    from recipegen.pipeline import InstallRequest, generate_recipes
+
+    reporter = _reporter(args)
+    config = load_config(Path.cwd())
+    out_dir = Path(args.output)
+    req = InstallRequest(
+        specs=tuple(args.specs),
+        prefix=Path(args.prefix or os.environ.get("CONDA_PREFIX") or out_dir / ".no-env"),
+        work_root=Path(args.work_root),
+        channels=tuple(args.channel or ()) or tuple(config.channels),
+        constraints=tuple(Path(c) for c in args.constraints or ()),
+        jobs=os.cpu_count() or 1,
+        mapping_overrides=_overrides(args),
+        flavour=args.flavour,
+        maintainers=tuple(args.maintainer or ()) or tuple(config.maintainers),
+        use_channels=args.deps,
+        follow=args.deps,
+    )
+    written = generate_recipes(req, out_dir, reporter)
+    if args.json:
+        reporter.result({"recipes": [{"name": r.spec.name, "pypi_name": r.pypi_name,
+                                      "version": r.version, "path": str(p), "notes": r.notes,
+                                      "warnings": r.warnings} for r, p in written]})
+    else:
+        for recipe, path in written:
+            print(f"{recipe.spec.name} {recipe.version}: {path}")
+            for note in recipe.notes:
+                print(f"  note: {note}")
+    return 0
+
+
 # -- map -------------------------------------------------------------------------------------
 
 
@@ -229,6 +265,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="kill recipe generation for one package after this long")
     _common(p)
     p.set_defaults(func=cmd_install)
+
+    p = sub.add_parser("generate", help="write recipes without building them")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="PEP 508 requirement")
+    p.add_argument("-o", "--output", default="recipes-out/recipes",
+                   help="one folder per package in here (default: recipes-out/recipes)")
+    p.add_argument("--flavour", choices=("local", "conda-forge"), default="local",
+                   help="local: for this env's python; conda-forge: for staged-recipes")
+    p.add_argument("--deps", action="store_true",
+                   help="also write recipes for dependencies no channel has (queries "
+                   "channels like install)")
+    p.add_argument("-p", "--prefix", help="target env whose python the recipes are for "
+                   "(default: $CONDA_PREFIX, else this interpreter)")
+    p.add_argument("-c", "--channel", action="append", help="conda channel (with --deps)")
+    p.add_argument("--maintainer", action="append", metavar="GH_ID",
+                   help="recipe maintainer (conda-forge flavour); repeatable")
+    p.add_argument("--constraints", action="append", metavar="FILE",
+                   help="pip constraints file; repeatable")
+    p.add_argument("--map", action="append", metavar="PYPI=CONDA",
+                   help="override a PyPI→conda name mapping; repeatable")
+    _common(p)
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("map", help="show the conda name of PyPI packages and its source")
     p.add_argument("names", nargs="+", metavar="NAME")

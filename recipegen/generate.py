@@ -1,30 +1,38 @@
-"""One PyPI release → one v1 recipe (local flavour), from grayskull's data and PyPI metadata.
+"""One PyPI release → one v1 recipe, from grayskull's data and the release's own metadata.
 
-grayskull reads the sdist (host requirements, entry points, imports, licence files); the
-run requirements come from the release's own ``Requires-Dist`` as pip resolved it, with
-each marker evaluated for the target, because grayskull drops or mangles markers. Names
-are remapped to conda names and PEP 440 specifiers translated to conda specs here.
+grayskull reads the sdist (build requirements, entry points, licence files); run
+requirements come from the release's ``Requires-Dist`` because grayskull drops or mangles
+markers (``requirements.py`` handles them per flavour). Two flavours:
+
+* ``local``: built here for one target env: markers evaluated for it, a build string
+  carrying the recipe's content hash, tests against the target's python.
+* ``conda-forge``: for a staged-recipes submission: ``python_min``, ``if: win`` blocks for
+  platform-only dependencies, tests on ``python_min`` and the newest python, maintainers.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
-from recipegen import licenses
+from recipegen import licenses, requirements, toolchain
 from recipegen.archive import (
     SdistInfo,
     choose_imports,
     inspect_sdist,
     is_license_name,
+    read_member,
     sdist_imports,
     wheel_imports,
 )
@@ -32,17 +40,19 @@ from recipegen.errors import RecipegenError
 from recipegen.mapping import NameMapper
 from recipegen.pypi import PyPI, Release
 from recipegen.recipe import RecipeSpec, render
-from recipegen.resolve import Resolution, ResolvedDist, active_requirements
+from recipegen.resolve import Resolution, ResolvedDist
 from recipegen.specs import to_conda_spec
 from recipegen.upstream import UpstreamRecipe, run_grayskull
+
+Flavour = Literal["local", "conda-forge"]
+FLAVOURS = ("local", "conda-forge")
+#: conda-forge's global ``python_min`` (CFEP-25) when this was written.
+CONDA_FORGE_PYTHON_MIN = "3.10"
 
 PIP_INSTALL_SDIST = "${{ PYTHON }} -m pip install . -vv --no-deps --no-build-isolation"
 #: pip records the (temporary) build directory in ``direct_url.json``; a conda package must
 #: not carry it (``pip freeze`` would show ``pkg @ file:///...`` and builds would differ).
 DROP_DIRECT_URL = 'rm -f "$SP_DIR"/*.dist-info/direct_url.json'
-#: Build backends that compile: their packages are never ``noarch: python``.
-COMPILING_BACKENDS = ("maturin", "scikit_build_core", "mesonpy", "setuptools_rust", "cmake")
-COMPILED_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".pyx", ".rs", ".f90", ".f")
 MAX_DESCRIPTION = 4000
 #: A wheel name safe to put in a shell command (it goes into the build script).
 WHEEL_NAME = re.compile(r"[A-Za-z0-9_.+!]+-[A-Za-z0-9_.+!-]+\.whl")
@@ -60,6 +70,9 @@ class GenerateContext:
     python_version: str  # the target's full python version
     grayskull_timeout: float = 300.0
     prefer_wheel: bool = False  # repackage the pure wheel even when there is an sdist
+    flavour: Flavour = "local"
+    python_min: str = CONDA_FORGE_PYTHON_MIN
+    maintainers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,38 +86,24 @@ class GeneratedRecipe:
     host_requirements: tuple[str, ...]  # PEP 508, PyPI names: build-time dependencies
     run_requirements: tuple[str, ...]  # PEP 508, PyPI names: what the package needs to run
     source_sha256: str
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what was dropped, moved or remapped, and why
 
     @property
     def name(self) -> str:
         return self.spec.name
 
 
+def dependency_metadata(resolution: Resolution) -> dict[str, tuple[str, ...]]:
+    """Requires-Dist of every resolved distribution (to expand ``foo[bar]``)."""
+    return {name: dist.requires_dist for name, dist in resolution.dists.items()}
+
+
 def run_requirements(dist: ResolvedDist, resolution: Resolution) -> list[Requirement]:
-    """``dist``'s base requirements on the target, with extras of its dependencies expanded.
-
-    A conda package has no extras: ``foo[bar]`` becomes ``foo`` plus what ``bar`` adds.
-    """
-    env = resolution.environment
-    base = active_requirements(dist.requires_dist, env)
-    out: list[Requirement] = []
-    for req in base:
-        out.append(req)
-        if not req.extras:
-            continue
-        dep = resolution.dists.get(canonicalize_name(req.name))
-        if dep is None:
-            continue
-        plain = {str(r) for r in active_requirements(dep.requires_dist, env)}
-        extra = active_requirements(dep.requires_dist, env, tuple(sorted(req.extras)))
-        out.extend(r for r in extra if str(r) not in plain)
-    return out
-
-
-def _strip_marker(req: Requirement) -> Requirement:
-    clean = Requirement(str(req))
-    clean.marker = None
-    clean.extras = set()
-    return clean
+    """``dist``'s run requirements on the target (PyPI names, markers evaluated)."""
+    result = requirements.local_run(dist.requires_dist, resolution.environment,
+                                    NameMapper(), dependency_metadata(resolution), "python")
+    return list(result.pypi)
 
 
 def host_requirements(info: SdistInfo | None, upstream: UpstreamRecipe | None,
@@ -113,7 +112,8 @@ def host_requirements(info: SdistInfo | None, upstream: UpstreamRecipe | None,
     """What must be in the host env to build: PEP 517/518 plus in-tree backends' needs.
 
     An in-tree backend (``backend-path``, e.g. hatchling building itself) imports the
-    project's own runtime dependencies, which ``requires`` does not list.
+    project's own runtime dependencies, which ``requires`` does not list; grayskull adds
+    what a ``setup.py`` needs (``setup_requires``).
     """
     if info is None:
         return []
@@ -135,43 +135,26 @@ def host_requirements(info: SdistInfo | None, upstream: UpstreamRecipe | None,
             seen.add(pypi)
             reqs.append(Requirement(pypi))
     active = [r for r in reqs if r.marker is None or r.marker.evaluate({**env, "extra": ""})]
-    return [_strip_marker(r) for r in active]
+    return [requirements.strip_marker(r) for r in active]
 
 
-def conda_requirements(reqs: list[Requirement], mapper: NameMapper,
-                       exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """PyPI requirements as conda specs, one line per conda name (specifiers merged)."""
+def _conda_specs(reqs: list[Requirement], mapper: NameMapper,
+                 exclude: tuple[str, ...]) -> tuple[str, ...]:
     merged: dict[str, SpecifierSet] = {}
     for req in reqs:
         conda = mapper.to_conda(req.name).conda
-        if conda in exclude:
-            continue
-        merged[conda] = merged.get(conda, SpecifierSet()) & req.specifier
-    lines = []
-    for conda, spec in merged.items():
-        translated = to_conda_spec(spec)
-        lines.append(f"{conda} {translated}" if translated else conda)
-    return tuple(lines)
+        if conda not in exclude:
+            merged[conda] = merged.get(conda, SpecifierSet()) & req.specifier
+    return tuple(f"{c} {to_conda_spec(s)}".rstrip() for c, s in merged.items())
 
 
-def _python_run(requires_python: str | None) -> str:
-    spec = to_conda_spec(requires_python) if requires_python else ""
-    return f"python {spec}" if spec else "python"
-
-
-def is_pure(release: Release, info: SdistInfo | None, upstream: UpstreamRecipe | None) -> bool:
+def is_pure(release: Release, info: SdistInfo | None, tools: toolchain.Toolchain) -> bool:
     """Pure Python: a ``py3-none-any`` wheel exists, or nothing in the sdist compiles."""
     if release.pure_wheel is not None:
         return True
     if any(f.packagetype == "bdist_wheel" for f in release.files):
         return False  # only platform wheels: it compiles something
-    if info is None:
-        return False
-    backend = str(info.build_system.get("build-backend") or "")
-    if any(b in backend.replace("-", "_") for b in COMPILING_BACKENDS):
-        return False
-    sources = (f for f in info.files if not f.startswith(("tests/", "docs/")))
-    return not any(f.endswith(COMPILED_SUFFIXES) for f in sources)
+    return info is not None and not tools.compiles
 
 
 def _url(value: str | None) -> str | None:
@@ -185,13 +168,21 @@ def _url(value: str | None) -> str | None:
     return value if ok else None
 
 
-def _homepage(dist: ResolvedDist, upstream: UpstreamRecipe | None) -> str:
-    candidates = [upstream.homepage if upstream else None]
+def _project_urls(dist: ResolvedDist) -> dict[str, str]:
+    urls = {}
     for entry in dist.metadata.get("project_url") or []:
         label, _, url = entry.partition(",")
-        if label.strip().lower() in ("homepage", "home", "source", "repository"):
-            candidates.append(url)
-    candidates.append(dist.metadata.get("home_page"))
+        key = label.strip().lower().replace(" ", "").replace("-", "")
+        if _url(url):
+            urls.setdefault(key, url.strip())
+    return urls
+
+
+def _homepage(dist: ResolvedDist, upstream: UpstreamRecipe | None) -> str:
+    urls = _project_urls(dist)
+    candidates = [upstream.homepage if upstream else None, urls.get("homepage"),
+                  urls.get("home"), dist.metadata.get("home_page"), urls.get("source"),
+                  urls.get("repository")]
     for candidate in candidates:
         url = _url(candidate)
         if url:
@@ -200,13 +191,21 @@ def _homepage(dist: ResolvedDist, upstream: UpstreamRecipe | None) -> str:
 
 
 def _license_files(info: SdistInfo | None, upstream: UpstreamRecipe | None) -> tuple[str, ...]:
-    """Licence files that exist in the sdist; grayskull's picks only if they look like one."""
+    """Licence files that exist in the sdist (any folder; grayskull's if they look like one).
+
+    An AUTHORS file joins them when a licence refers to "the AUTHORS" for its copyright.
+    """
     if info is None:
         return ()
     present = set(info.files)
-    from_grayskull = tuple(f for f in (upstream.license_files if upstream else [])
-                           if f in present and is_license_name(f.rsplit("/", 1)[-1]))
-    return from_grayskull or info.license_files()
+    from_grayskull = [f for f in (upstream.license_files if upstream else [])
+                      if f in present and is_license_name(f.rsplit("/", 1)[-1])]
+    files = list(dict.fromkeys([*from_grayskull, *info.license_files()]))
+    mentions_authors = any(b"AUTHORS" in (read_member(info, f) or b"") for f in files)
+    authors = [f for f in info.files if "/" not in f and f.upper().startswith("AUTHORS")]
+    if mentions_authors and authors:
+        files.extend(a for a in authors if a not in files)
+    return tuple(files)
 
 
 def _test_imports(dist: ResolvedDist, release: Release, info: SdistInfo | None,
@@ -223,9 +222,101 @@ def _test_imports(dist: ResolvedDist, release: Release, info: SdistInfo | None,
     return tuple(choose_imports(dist.name, suggested, candidates))
 
 
-def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -> GeneratedRecipe:
-    """Make the recipe for one resolved distribution (sdist, or its pure wheel if none)."""
-    release = ctx.pypi.release(dist.display_name, dist.version)
+def _module_file(info: SdistInfo, module: str) -> str | None:
+    stem = module.replace(".", "/")
+    for base in ("", "src/"):
+        for candidate in (f"{base}{stem}/__init__.py", f"{base}{stem}.py"):
+            if candidate in info.files:
+                return candidate
+    return None
+
+
+def _imported_modules(info: SdistInfo, module: str, depth: int = 3) -> set[str]:
+    """Top-level names a module imports, following imports within its own package."""
+    seen: set[str] = set()
+    found: set[str] = set()
+    todo = [(module, depth)]
+    package_root = module.split(".")[0]
+    while todo:
+        name, left = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = _module_file(info, name)
+        source = read_member(info, path) if path else None
+        if source is None:
+            continue
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            continue
+        is_package = path.endswith("__init__.py") if path else False
+        for node in ast.walk(tree):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    parts = name.split(".")
+                    base = parts if is_package else parts[:-1]
+                    base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                    prefix = ".".join(base)
+                    targets = [f"{prefix}.{node.module}" if node.module else prefix]
+                    if not node.module:
+                        targets = [f"{prefix}.{a.name}" for a in node.names]
+                elif node.module:
+                    targets = [node.module]
+            for target in targets:
+                top = target.split(".")[0]
+                if top == package_root:
+                    if left > 0:
+                        todo.append((target, left - 1))
+                else:
+                    found.add(top)
+    return found
+
+
+def entry_point_tests(info: SdistInfo | None, entry_points: tuple[str, ...],
+                      requires_dist: tuple[str, ...]) -> tuple[str, ...]:
+    """``<command> --help`` for entry points whose code imports no extra-only dependency."""
+    if info is None or not entry_points:
+        return ()
+    base = {canonicalize_name(Requirement(t).name) for t in requires_dist
+            if "extra" not in str(Requirement(t).marker or "")}
+    extra_only = {canonicalize_name(Requirement(t).name).replace("-", "_") for t in requires_dist
+                  if "extra" in str(Requirement(t).marker or "")}
+    extra_only -= {b.replace("-", "_") for b in base}
+    tests = []
+    for entry in entry_points:
+        command, _, target = (part.strip() for part in entry.partition("="))
+        module = target.split(":")[0].strip()
+        if not command or not module or not _module_file(info, module):
+            continue
+        imported = {m.lower() for m in _imported_modules(info, module)}
+        if imported & extra_only:
+            continue
+        tests.append(f"{command} --help")
+    return tuple(tests[:1])
+
+
+def _python_min_for(dist: ResolvedDist, global_min: str) -> str | None:
+    """``python_min`` to set in the recipe: only when the package needs a newer Python."""
+    if not dist.requires_python:
+        return None
+    try:
+        spec = SpecifierSet(dist.requires_python)
+    except ValueError:
+        return None
+    lows = [Version(s.version) for s in spec if s.operator in (">=", ">", "~=", "==")
+            and not s.version.endswith("*")]
+    if not lows:
+        return None
+    low = max(lows)
+    wanted = f"{low.major}.{low.minor}"
+    return wanted if Version(wanted) > Version(global_min) else None
+
+
+def _source(dist: ResolvedDist, release: Release, ctx: GenerateContext):
     sdist = release.sdist
     wheel = release.pure_wheel
     if ctx.prefer_wheel and wheel is not None:
@@ -237,49 +328,78 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
             hint="pick another version, or find the package on a conda channel (-c)",
             package=dist.name,
         )
-    run = run_requirements(dist, resolution)
+    if sdist is None and not WHEEL_NAME.fullmatch(wheel.filename):
+        raise RecipegenError(f"refusing wheel file name {wheel.filename!r} from PyPI",
+                             package=dist.name)
+    return sdist, wheel
+
+
+def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -> GeneratedRecipe:
+    """Make the recipe for one resolved distribution (sdist, or its pure wheel if none)."""
+    release = ctx.pypi.release(dist.display_name, dist.version)
+    sdist, wheel = _source(dist, release, ctx)
     info: SdistInfo | None = None
     upstream: UpstreamRecipe | None = None
     if sdist is not None:
-        path = ctx.pypi.download(sdist, ctx.cache_dir / "sdists")
-        info = inspect_sdist(path)
+        info = inspect_sdist(ctx.pypi.download(sdist, ctx.cache_dir / "sdists"))
         upstream = run_grayskull(dist.display_name, dist.version, sdist_url=sdist.url,
                                  sha256=sdist.sha256, timeout=ctx.grayskull_timeout,
                                  cache_dir=ctx.cache_dir)
-    host = (host_requirements(info, upstream, run, ctx.mapper, resolution.environment)
+    tools = toolchain.detect(info) if release.pure_wheel is None else toolchain.Toolchain(
+        frozenset())
+    pure = is_pure(release, info, tools)
+    conda_forge = ctx.flavour == "conda-forge"
+    python_min = _python_min_for(dist, ctx.python_min) if conda_forge else None
+    deps = dependency_metadata(resolution)
+    if conda_forge and pure:
+        run = requirements.noarch_run(dist.requires_dist, python_min or ctx.python_min,
+                                      ctx.mapper, deps, "python >=${{ python_min }}")
+        host_env = _python_min_env(python_min or ctx.python_min)
+    else:
+        python = _python_run(dist.requires_python) if pure else _arch_python(ctx)
+        if conda_forge:
+            python = "python"
+        run = requirements.local_run(dist.requires_dist, resolution.environment, ctx.mapper,
+                                     deps, python)
+        host_env = resolution.environment
+    local_pypi_run = requirements.local_run(dist.requires_dist, resolution.environment,
+                                            ctx.mapper, deps, "python").pypi
+    host = (host_requirements(info, upstream, list(run.pypi), ctx.mapper, host_env)
             if sdist is not None else [])
     mapped = ctx.mapper.to_conda(dist.name)
-    pure = is_pure(release, info, upstream)
     meta = dist.metadata
-    notes = []
+    notes = list(run.notes)
+    warnings: list[str] = []
     if mapped.conda != dist.name:
-        notes.append(f"PyPI name {dist.display_name!r} is {mapped.conda!r} in conda "
-                     f"(source: {mapped.source}).")
+        notes.insert(0, f"{dist.display_name}: conda name {mapped.conda} "
+                     f"(from {mapped.source})")
     license_id = licenses.from_metadata(
         expression=meta.get("license_expression"), license_field=meta.get("license"),
         classifiers=meta.get("classifier") or (),
         grayskull=upstream.license if upstream else None)
+    license_files = _license_files(info, upstream)
     if license_id is None:
-        notes.append("No SPDX licence could be read from the metadata.")
+        warnings.append(f"{dist.display_name} {dist.version}: no SPDX licence in its metadata; "
+                        "the recipe has no license field")
+    if not license_files:
+        warnings.append(f"{dist.display_name} {dist.version}: no licence file found in the "
+                        "source; the recipe has no license_file")
     description = upstream.description if upstream else None
     if description and len(description) > MAX_DESCRIPTION:
         description = None
-    exclude = ("python", "pip")
-    host_conda = ("python", "pip", *conda_requirements(host, ctx.mapper, exclude))
-    run_conda = (_python_run(dist.requires_python) if pure else _arch_python(ctx),
-                 *conda_requirements(run, ctx.mapper, ("python",)))
+    python_host = "python ${{ python_min }}.*" if conda_forge and pure else "python"
+    host_conda = (python_host, "pip", *_conda_specs(host, ctx.mapper, ("python", "pip")))
+    build_reqs = () if pure else tools.build_requirements(stdlib=conda_forge)
     if sdist is not None:
         source_url, sha256, file_name, kind = sdist.url, sdist.sha256, None, "sdist"
-        script = (PIP_INSTALL_SDIST, DROP_DIRECT_URL)
+        script = (PIP_INSTALL_SDIST,) if conda_forge else (PIP_INSTALL_SDIST, DROP_DIRECT_URL)
     else:
-        assert wheel is not None
-        if not WHEEL_NAME.fullmatch(wheel.filename):
-            raise RecipegenError(f"refusing wheel file name {wheel.filename!r} from PyPI",
-                                 package=dist.name)
         source_url, sha256, file_name, kind = wheel.url, wheel.sha256, wheel.filename, "wheel"
         script = (f"${{{{ PYTHON }}}} -m pip install ./{wheel.filename} -vv --no-deps "
                   "--no-build-isolation", DROP_DIRECT_URL)
-        notes.append("No sdist on PyPI: this recipe repackages the py3-none-any wheel.")
+        notes.append(f"{dist.display_name}: no sdist on PyPI, the recipe repackages "
+                     f"{wheel.filename}")
+    entry_points = tuple(upstream.entry_points) if upstream else ()
     spec = RecipeSpec(
         name=mapped.conda,
         version=dist.version,
@@ -290,28 +410,55 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
         source_kind=kind,
         script=script,
         noarch="python" if pure else None,
-        entry_points=tuple(upstream.entry_points) if upstream else (),
+        entry_points=entry_points,
+        build=build_reqs,
         host=host_conda,
-        run=run_conda,
+        run=run.run,
+        run_conditional=run.conditional,
+        run_constraints=run.constraints,
         test_imports=_test_imports(dist, release, info, upstream, ctx),
         pip_check=True,
+        test_commands=entry_point_tests(info, entry_points, dist.requires_dist),
         homepage=_homepage(dist, upstream),
         summary=(upstream.summary if upstream else None) or meta.get("summary"),
         description=description,
         license=license_id or "",
-        license_files=_license_files(info, upstream),
+        license_files=license_files,
+        repository=_url(_project_urls(dist).get("source") or _project_urls(dist).get(
+            "repository")) if conda_forge else None,
+        documentation=_url(_project_urls(dist).get("documentation")) if conda_forge else None,
+        python_min=python_min,
+        test_python_min=conda_forge and pure,
+        maintainers=ctx.maintainers if conda_forge else (),
         notes=tuple(notes),
     )
-    spec = with_build_string(spec, ctx.python_version)
+    if not conda_forge:
+        spec = with_build_string(spec, ctx.python_version)
     return GeneratedRecipe(
         spec=spec,
         text=render(spec),
         pypi_name=dist.name,
         version=dist.version,
         host_requirements=tuple(str(r) for r in host),
-        run_requirements=tuple(str(_strip_marker(r)) for r in run),
+        run_requirements=tuple(str(r) for r in local_pypi_run),
         source_sha256=sha256,
+        warnings=tuple(warnings),
+        notes=tuple(notes),
     )
+
+
+def _python_min_env(python_min: str) -> dict[str, str]:
+    """The marker environment of conda-forge's noarch build: linux-64, python_min."""
+    return {"python_version": python_min, "python_full_version": python_min + ".0",
+            "implementation_name": "cpython", "implementation_version": python_min + ".0",
+            "platform_python_implementation": "CPython", "platform_machine": "x86_64",
+            "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
+            "platform_release": "", "platform_version": ""}
+
+
+def _python_run(requires_python: str | None) -> str:
+    spec = to_conda_spec(requires_python) if requires_python else ""
+    return f"python {spec}" if spec else "python"
 
 
 def _arch_python(ctx: GenerateContext) -> str:

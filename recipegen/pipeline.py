@@ -7,7 +7,6 @@ succeeded, and ``dry_run`` stops after planning, having written nothing.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from recipegen.build import BuildJob, BuildOutcome, build_all
 from recipegen.channels import Availability
 from recipegen.errors import RecipegenError, UsageError
 from recipegen.generate import (
+    Flavour,
     GenerateContext,
     GeneratedRecipe,
     generate,
@@ -44,7 +44,7 @@ from recipegen.plan import (
 )
 from recipegen.progress import Reporter
 from recipegen.pypi import PyPI
-from recipegen.resolve import Resolution, parse_requirement, resolve
+from recipegen.resolve import Resolution, active_requirements, parse_requirement, resolve
 from recipegen.specs import conda_requirement
 from recipegen.target import Target, inspect_target
 from recipegen.workroot import WorkRoot
@@ -65,6 +65,10 @@ class InstallRequest:
     keep_going: bool = False
     mapping_overrides: dict[str, str] = field(default_factory=dict)
     grayskull_timeout: float = 300.0
+    flavour: Flavour = "local"
+    maintainers: tuple[str, ...] = ()
+    use_channels: bool = True  # False: plan as if no channel had anything (generate)
+    follow: bool = True  # False: recipes for the requested packages only (generate)
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class InstallPlan:
     order: BuildOrder
     requested: tuple[str, ...]  # the user's specs as conda specs (recorded in conda-meta)
     pins: tuple[str, ...]  # exact builds of requested packages (steer the solve)
+    resolution: Resolution | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -122,11 +127,13 @@ def choose_channels(req: InstallRequest, work: WorkRoot, gateway, platform: str,
     return [seed.as_uri()]
 
 
-def _python_for(target: Target, availability: Availability) -> str:
+def _python_for(target: Target, availability: Availability, *, required: bool = True) -> str:
     """The python version the env has, or will get from the channels."""
     if target.python_version:
         return target.python_version
     offered = [p.version for p in availability.of("python")]
+    if not offered and not required:
+        return ".".join(map(str, sys.version_info[:3]))
     if not offered:
         raise RecipegenError(
             "no channel offers python, so a new env cannot be created",
@@ -182,22 +189,26 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
     target = inspect_target(req.prefix)
     work = WorkRoot.at(req.work_root)
     gateway = channels_mod.make_gateway(cache / "repodata", offline=req.offline)
-    reporter.phase("channels", "checking which channels can be reached")
-    user_channels = choose_channels(req, work, gateway, target.platform, reporter)
-    if not req.dry_run:
-        work.ensure_writable()
-        localchannel.ensure(work.channel, target.platform)
-    local = [work.channel.as_uri()] if (work.channel / "noarch" / "repodata.json").exists() else []
-    all_channels = [*local, *user_channels]
+    all_channels: list[str] = []
+    if req.use_channels:
+        reporter.phase("channels", "checking which channels can be reached")
+        user_channels = choose_channels(req, work, gateway, target.platform, reporter)
+        if not req.dry_run:
+            work.ensure_writable()
+            localchannel.ensure(work.channel, target.platform)
+        local_index = work.channel / "noarch" / "repodata.json"
+        all_channels = [*([work.channel.as_uri()] if local_index.exists() else []),
+                        *user_channels]
     mapper = NameMapper(req.mapping_overrides)
 
     python_probe = channels_mod.query(all_channels, target.platform, ["python"], gateway=gateway)
-    python_version = _python_for(target, python_probe)
+    python_version = _python_for(target, python_probe, required=req.use_channels)
     python_exe = _resolver_python(target, python_version)
 
     pypi = PyPI(cache / "pypi", offline=req.offline)
     ctx = GenerateContext(mapper=mapper, pypi=pypi, cache_dir=cache,
-                          python_version=python_version, grayskull_timeout=req.grayskull_timeout)
+                          python_version=python_version, grayskull_timeout=req.grayskull_timeout,
+                          flavour=req.flavour, maintainers=req.maintainers)
     requested = {canonicalize_name(r.name) for r in parsed}
     generated: dict[tuple[str, str], GeneratedRecipe] = {}
     known: dict[str, tuple] = {}  # conda name → channel packages, queried once per name
@@ -222,9 +233,12 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
                              for r in run_requirements(d, resolution)),
                  *map(Requirement, build_requirements)]
         specifiers = combined_specifiers(edges)
-        decisions, recipes = _walk(requested, resolution, conda_names, specifiers,
-                                   availability, generated, ctx, req.jobs, reporter)
-        needed = {h for r in recipes.values() for h in r.host_requirements}
+        roots = requested | _extra_roots(parsed, resolution)
+        decisions, recipes = _walk(roots, requested, resolution, conda_names, specifiers,
+                                   availability, generated, ctx, req.jobs, reporter,
+                                   follow=req.follow)
+        needed = ({h for r in recipes.values() for h in r.host_requirements}
+                  if req.follow else set())
         if needed <= build_requirements:
             break
         reporter.phase("resolve", "again, with build requirements: "
@@ -236,16 +250,33 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
 
     _check_versions(decisions, edges)
     order, recipes = _order(decisions, recipes, ctx, resolution, reporter)
-    requested_specs, pins = _requested(parsed, decisions, recipes)
+    requested_specs, pins = _requested(parsed, decisions, recipes, resolution)
     return InstallPlan(target=target, channels=tuple(all_channels),
                        python_version=python_version, decisions=decisions, recipes=recipes,
-                       order=order, requested=requested_specs, pins=pins)
+                       order=order, requested=requested_specs, pins=pins,
+                       resolution=resolution)
 
 
-def _walk(requested: set[str], resolution: Resolution, conda_names: dict[str, str],
-          specifiers: dict, availability: Availability,
+def _extra_roots(parsed: list[Requirement], resolution: Resolution) -> set[str]:
+    """Packages an extra of a requested package adds (``httpx[http2]`` → h2)."""
+    roots: set[str] = set()
+    for req in parsed:
+        if req.extras:
+            dist = resolution.dists[canonicalize_name(req.name)]
+            base = {str(r) for r in active_requirements(dist.requires_dist,
+                                                        resolution.environment)}
+            for extra in active_requirements(dist.requires_dist, resolution.environment,
+                                             tuple(sorted(req.extras))):
+                if str(extra) not in base:
+                    roots.add(canonicalize_name(extra.name))
+    return roots
+
+
+def _walk(roots: set[str], requested: set[str], resolution: Resolution,
+          conda_names: dict[str, str], specifiers: dict, availability: Availability,
           generated: dict[tuple[str, str], GeneratedRecipe], ctx: GenerateContext, jobs: int,
-          reporter: Reporter) -> tuple[dict[str, Decision], dict[str, GeneratedRecipe]]:
+          reporter: Reporter, *, follow: bool = True,
+          ) -> tuple[dict[str, Decision], dict[str, GeneratedRecipe]]:
     """Decide from the requested packages outwards, through what is built.
 
     A reused package brings its dependencies from its channel, so only the run and host
@@ -254,7 +285,7 @@ def _walk(requested: set[str], resolution: Resolution, conda_names: dict[str, st
     """
     decisions: dict[str, Decision] = {}
     recipes: dict[str, GeneratedRecipe] = {}
-    level = sorted(requested)
+    level = sorted(roots)
     while level:
         for name in level:
             dist = resolution.dists[name]
@@ -273,7 +304,10 @@ def _walk(requested: set[str], resolution: Resolution, conda_names: dict[str, st
                 dep = canonicalize_name(Requirement(text).name)
                 if dep in resolution.dists and dep not in decisions:
                     following.add(dep)
-        level = sorted(following)
+        level = sorted(following) if follow else []
+    for recipe in recipes.values():
+        for warning in recipe.warnings:
+            reporter.warn(warning)
     return decisions, recipes
 
 
@@ -347,8 +381,12 @@ def _wheel_context(ctx: GenerateContext) -> GenerateContext:
 
 
 def _requested(parsed: list[Requirement], decisions: dict[str, Decision],
-               recipes: dict[str, GeneratedRecipe]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The user's specs in conda terms (recorded), and exact pins on what we built."""
+               recipes: dict[str, GeneratedRecipe],
+               resolution: Resolution) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The user's specs in conda terms (recorded), and exact pins on what we built.
+
+    conda has no extras, so ``pkg[extra]`` is recorded as ``pkg`` plus what the extra adds.
+    """
     specs: list[str] = []
     pins: list[str] = []
     for req in parsed:
@@ -356,8 +394,18 @@ def _requested(parsed: list[Requirement], decisions: dict[str, Decision],
         decision = decisions[name]
         specs.append(conda_requirement(decision.conda_name, req.specifier))
         recipe = recipes[name]
-        pins.append(f"{recipe.spec.name} =={recipe.spec.version} {recipe.spec.build_string}")
-    return tuple(specs), tuple(pins)
+        if recipe.spec.build_string:
+            pins.append(f"{recipe.spec.name} =={recipe.spec.version} "
+                        f"{recipe.spec.build_string}")
+    for name in sorted(_extra_roots(parsed, resolution)):
+        dist = resolution.dists[name]
+        wanted = [r for p in parsed for r in active_requirements(
+            resolution.dists[canonicalize_name(p.name)].requires_dist,
+            resolution.environment, tuple(sorted(p.extras)))
+            if canonicalize_name(r.name) == name]
+        spec = wanted[0].specifier if wanted else ""
+        specs.append(conda_requirement(decisions[dist.name].conda_name, spec))
+    return tuple(dict.fromkeys(specs)), tuple(pins)
 
 
 # -- execution ------------------------------------------------------------------------------
@@ -400,8 +448,20 @@ def execute(plan: InstallPlan, req: InstallRequest, reporter: Reporter) -> Insta
     return InstallResult(plan, tuple(outcomes), solution)
 
 
-def default_jobs() -> int:
-    return os.cpu_count() or 1
+def generate_recipes(req: InstallRequest, out_dir: Path, reporter: Reporter,
+                     ) -> list[tuple[GeneratedRecipe, Path]]:
+    """Plan like ``install`` (without building) and write the recipes into ``out_dir``.
+
+    Each recipe goes to ``out_dir/<conda name>/recipe.yaml``, the same file install builds
+    and export submits.
+    """
+    plan = make_plan(req, reporter)
+    written = []
+    for name in [s.name for s in plan.order.steps]:
+        recipe = plan.recipes[name]
+        written.append((recipe, write_recipe(recipe, out_dir / recipe.spec.name)))
+    return written
 
 
-__all__ = ["InstallPlan", "InstallRequest", "InstallResult", "execute", "make_plan"]
+__all__ = ["InstallPlan", "InstallRequest", "InstallResult", "execute", "generate_recipes",
+           "make_plan"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import jinja2
 
 import recipegen
+from recipegen.requirements import Conditional
 
 #: Top-level keys of a v1 recipe, in conda-forge's order.
 REQUIREMENT_SECTIONS = ("build", "host", "run", "run_constraints")
@@ -45,6 +46,7 @@ class RecipeSpec:
     host: tuple[str, ...] = ()
     run: tuple[str, ...] = ()
     run_constraints: tuple[str, ...] = ()
+    run_conditional: tuple[Conditional, ...] = ()
     test_imports: tuple[str, ...] = ()
     pip_check: bool = True
     test_commands: tuple[str, ...] = ()
@@ -54,7 +56,8 @@ class RecipeSpec:
     license_files: tuple[str, ...] = ()
     repository: str | None = None
     documentation: str | None = None
-    python_min: str | None = None
+    python_min: str | None = None  # a recipe-level override of conda-forge's python_min
+    test_python_min: bool = False  # test on ${{ python_min }}.* and the newest python
     maintainers: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=(), compare=False)
 

@@ -79,9 +79,9 @@ class Target:
 
 def current_platform() -> str:
     """The conda subdir of this machine (linux-64, osx-arm64, ...)."""
-    from rattler import Platform
+    from rattler import Subdir
 
-    return str(Platform.current())
+    return str(Subdir.current())
 
 
 def _read_record(path: Path) -> InstalledPackage:
