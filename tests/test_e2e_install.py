@@ -58,8 +58,15 @@ def test_install_idna_builds_flit_core_first(seed_channel: Path, tmp_path: Path,
     assert {f.split("-")[0] for f in files} == {"flit", "idna"}
 
 
-def test_install_httpx_whole_closure(seed_channel: Path, tmp_path: Path, run_cli) -> None:
-    prefix, work = tmp_path / "env", tmp_path / "work"
+@pytest.fixture(scope="module")
+def shared_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One work root for the httpx-family tests: later tests reuse earlier builds."""
+    return tmp_path_factory.mktemp("shared") / "work"
+
+
+def test_install_httpx_whole_closure(seed_channel: Path, tmp_path: Path, run_cli,
+                                     shared_work: Path) -> None:
+    prefix, work = tmp_path / "env", shared_work
     proc = run_cli("install", "httpx==0.28.1", "-p", prefix, "-c", seed_channel,
                    "--work-root", work, "--constraints", HTTPX_CLOSURE, "-y")
     assert proc.returncode == 0, proc.stderr
@@ -105,3 +112,53 @@ def test_unreachable_channel_is_named(tmp_path: Path, run_cli) -> None:
     assert str(missing) in proc.stderr
     assert "recipegen seed" in proc.stderr
     assert not (tmp_path / "env").exists()
+
+
+def test_install_extra_brings_its_dependencies(seed_channel: Path, tmp_path: Path, run_cli,
+                                               shared_work: Path) -> None:
+    prefix = tmp_path / "env"
+    proc = run_cli("install", "httpx[http2]==0.28.1", "-p", prefix, "-c", seed_channel,
+                   "--work-root", shared_work, "--constraints", HTTPX_CLOSURE, "-y")
+    assert proc.returncode == 0, proc.stderr
+    assert _python(prefix, "import h2, httpx; print(h2.__version__)") == "4.4.1"
+    records = _records(prefix)
+    assert {"h2", "hpack", "hyperframe"} <= set(records)
+    assert records["h2"]["requested_specs"] == ["h2 >=3,<5"]
+
+
+def test_install_anyio_builds_noarch_despite_markers(seed_channel: Path, tmp_path: Path,
+                                                    run_cli, shared_work: Path) -> None:
+    """anyio 4.8.0 has markers (exceptiongroup on py<3.11): still a noarch: python package."""
+    constraints = tmp_path / "anyio.txt"
+    pins = [line for line in HTTPX_CLOSURE.read_text().splitlines()
+            if not line.startswith("anyio==")]
+    constraints.write_text("\n".join([*pins, "anyio==4.8.0"]) + "\n")
+    prefix = tmp_path / "env"
+    proc = run_cli("install", "anyio==4.8.0", "-p", prefix, "-c", seed_channel,
+                   "--work-root", shared_work, "--constraints", constraints, "-y")
+    assert proc.returncode == 0, proc.stderr
+    records = _records(prefix)
+    assert records["anyio"]["version"] == "4.8.0"
+    assert records["anyio"]["noarch"] == "python"
+    assert records["anyio"]["subdir"] == "noarch"
+    assert "exceptiongroup" not in records  # its marker is false on python 3.11
+    assert {d.split()[0] for d in records["anyio"]["depends"]} == {
+        "python", "idna", "sniffio", "typing_extensions"}
+    assert _python(prefix, "import anyio; print(anyio.__name__)") == "anyio"
+
+
+def test_unknown_extra_is_an_error(seed_channel: Path, tmp_path: Path, run_cli) -> None:
+    proc = run_cli("install", "idna[nope]==3.10", "-p", tmp_path / "env", "-c", seed_channel,
+                   "--work-root", tmp_path / "work")
+    assert proc.returncode == 2
+    assert "has no extra nope" in proc.stderr and "its extras are: all" in proc.stderr
+    assert not (tmp_path / "env").exists()
+
+
+def test_map_command(run_cli) -> None:
+    proc = run_cli("map", "torch", "tables", "msgpack", "typing-extensions", "graphviz",
+                   "matplotlib", "--json")
+    assert proc.returncode == 0, proc.stderr
+    got = [entry["conda"] for entry in json.loads(proc.stdout)]
+    assert got == ["pytorch", "pytables", "msgpack-python", "typing_extensions",
+                   "python-graphviz", "matplotlib-base"]
