@@ -84,6 +84,46 @@ class _Wanted:
     label: str
 
 
+@dataclass(frozen=True)
+class SystemTool:
+    """A compiler found on PATH, and the conda package name ``compiler()`` asks for."""
+
+    package: str
+    version: str
+    path: str
+
+
+#: ``compiler(lang)`` renders to ``<name>_<subdir>``; the command that provides it here.
+COMPILERS = {"gcc": ("gcc", ["-dumpfullversion"]), "gxx": ("g++", ["-dumpfullversion"]),
+             "gfortran": ("gfortran", ["-dumpfullversion"]), "rust": ("rustc", ["--version"])}
+SYSTEM_BUILD = "system"
+
+
+def system_toolchain(subdir: str) -> list[SystemTool]:
+    """The machine's own compilers, as stand-ins for conda-forge's toolchain packages.
+
+    Without a conda channel there are no compiler packages, so a recipe with
+    ``${{ compiler('c') }}`` could not even solve its build env; the system compiler on
+    PATH does the work, as it does for pip.
+    """
+    if not subdir.startswith("linux"):
+        return []
+    tools = []
+    for name, (command, args) in COMPILERS.items():
+        path = shutil.which(command)
+        if path is None:
+            continue
+        try:
+            out = subprocess.run([path, *args], capture_output=True, text=True, timeout=30,
+                                 check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        match = re.search(r"\d+(\.\d+)+", out)
+        if match:
+            tools.append(SystemTool(f"{name}_{subdir}", match.group(0), path))
+    return tools
+
+
 def default_seed_dir(work_root: Path) -> Path:
     """Where the seed channel lives under a work root, so every command shares one seed."""
     return Path(work_root) / "seed"
@@ -126,6 +166,9 @@ def seed_channel(channel: Path, *, progress: Callable[[str], None] | None = None
             f"pip {interp.pip_version} from {interp.pip_wheel.name}",
         ),
     ]
+    wanted.extend(_Wanted(subdir, tool.package, tool.version, SYSTEM_BUILD,
+                          f"{tool.package} {tool.version} (the system's {tool.path})")
+                  for tool in system_toolchain(subdir))
     try:
         for sub in (subdir, "noarch"):
             (channel / sub).mkdir(parents=True, exist_ok=True)
@@ -243,6 +286,16 @@ def _locked(channel: Path) -> Iterator[None]:
 
 # ---------------------------------------------------------------------------------------------
 # Recipes
+
+
+def _system_tool_recipe(w: _Wanted) -> dict[str, Any]:
+    """An empty package standing for a compiler that is already on this machine."""
+    return {
+        "package": {"name": w.name, "version": w.version},
+        "build": {"number": 0, "string": SYSTEM_BUILD},
+        "about": {"summary": f"Stands for {w.label} so that recipes asking for "
+                  "compiler(...) build offline; it installs nothing"},
+    }
 
 
 def _python_abi_recipe(interp: _Interpreter) -> dict[str, Any]:
@@ -496,6 +549,8 @@ def _build(
         recipe = _python_recipe(interp, recipe_dir)
     elif w.name == "python_abi":
         recipe = _python_abi_recipe(interp)
+    elif w.build == SYSTEM_BUILD:
+        recipe = _system_tool_recipe(w)
     else:
         recipe = _pip_recipe(interp)
     say(f"seed: building {w.label}")

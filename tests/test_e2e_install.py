@@ -162,3 +162,21 @@ def test_map_command(run_cli) -> None:
     got = [entry["conda"] for entry in json.loads(proc.stdout)]
     assert got == ["pytorch", "pytables", "msgpack-python", "typing_extensions",
                    "python-graphviz", "matplotlib-base"]
+
+
+def test_install_c_extension_with_the_system_compiler(seed_channel: Path, tmp_path: Path,
+                                                      run_cli, shared_work: Path) -> None:
+    """markupsafe compiles _speedups.c: an arch package, built with the seed's gcc stand-in."""
+    prefix = tmp_path / "env"
+    proc = run_cli("install", "markupsafe==3.0.2", "-p", prefix, "-c", seed_channel,
+                   "--work-root", shared_work, "--constraints", HTTPX_CLOSURE, "-y")
+    assert proc.returncode == 0, proc.stderr
+    records = _records(prefix)
+    assert records["markupsafe"]["subdir"] == "linux-64"
+    assert records["markupsafe"]["build"].startswith("py311h")
+    assert "python_abi 3.11.* *_cp311" in records["markupsafe"]["depends"]
+    recipe = (shared_work / "recipes" / "markupsafe" / "recipe.yaml").read_text()
+    assert "${{ compiler('c') }}" in recipe
+    code = "import markupsafe, markupsafe._speedups as s; print(markupsafe.escape('<'), s.__file__)"
+    escaped, ext = _python(prefix, code).split()
+    assert escaped == "&lt;" and ext.endswith(".so")

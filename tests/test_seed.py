@@ -14,7 +14,7 @@ import pytest
 from rattler import Channel, Subdir, VirtualPackage, install, solve
 
 from recipegen.errors import RecipegenError
-from recipegen.seed import SeedResult, default_seed_dir, seed_channel
+from recipegen.seed import SeedResult, default_seed_dir, seed_channel, system_toolchain
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +94,10 @@ def test_repodata_lists_the_seed(seeded: SeedResult) -> None:
     arch = _repodata(seeded.channel, str(Subdir.current()))
     noarch = _repodata(seeded.channel, "noarch")
     by_name = {rec["name"]: rec for rec in [*arch.values(), *noarch.values()]}
-    assert set(by_name) == {"python", "python_abi", "pip"}
+    tools = {t.package for t in system_toolchain(str(Subdir.current()))}
+    assert set(by_name) == {"python", "python_abi", "pip", *tools}
+    for tool in tools:  # empty stand-ins for the machine's compilers
+        assert by_name[tool]["build"] == "system"
     python = by_name["python"]
     assert python["version"] == ".".join(map(str, sys.version_info[:3]))
     assert python["build"] == "0_cpython"
