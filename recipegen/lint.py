@@ -251,7 +251,8 @@ class _Checker:
             self.doc = YAML(typ="rt", pure=True).load(self.text)
         except YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            self.add("R-036", f"the recipe is not valid YAML: {exc}".splitlines()[0],
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            self.add("R-036", f"the recipe is not valid YAML: {problem}",
                      mark.line + 1 if mark is not None else None)
             return self.findings
         if not isinstance(self.doc, dict):
