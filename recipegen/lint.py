@@ -50,6 +50,12 @@ _OPERATORS = ("==", ">=", "<=", "=", ">", "<", "!=", "~=")
 _LICENSE_REF = re.compile(r"^LicenseRef[a-zA-Z0-9\-.]*$")
 _SELECTOR_COMMENT = re.compile(r"#.*\[[^\[\]]+\]\s*$")
 _PYTHON_MIN = re.compile(r"\$\{\{\s*python_min\s*\}\}")
+_JINJA_BODY = re.compile(r"\$\{\{(.*?)\}\}", re.S)
+_LITERAL = r"""(?:'[^'\\]{0,20}'|"[^"\\]{0,20}")"""
+_SIMPLE_EXPR = re.compile(
+    r"\s*[A-Za-z_]\w*(?:\s*\[\s*-?\d{1,3}\s*\])?"
+    r"(?:\s*\|\s*(?:lower|upper|trim|replace\(\s*" + _LITERAL + r"\s*,\s*" + _LITERAL
+    + r"\s*\))){0,3}\s*")
 
 
 @dataclass(frozen=True)
@@ -702,13 +708,23 @@ def _jinja_env():
 
 
 def _render(value: str, context: dict[str, Any]) -> str | None:
-    """``value`` with ``${{ }}`` evaluated from ``context``, or None if it cannot be."""
+    """``value`` with ``${{ }}`` evaluated from ``context``, or None if it cannot be.
+
+    Only the simple expressions recipes use for names and versions are evaluated (a
+    variable, an index, up to three of lower/upper/trim/replace with short literals), so
+    a hostile recipe cannot make the linter compute something huge.
+    """
     if "${{" not in value:
         return value
+    if "{%" in value or "{#" in value:
+        return None
+    if not all(_SIMPLE_EXPR.fullmatch(body) for body in _JINJA_BODY.findall(value)):
+        return None
     try:
-        return _jinja_env().from_string(value).render(context)
+        rendered = _jinja_env().from_string(value).render(context)
     except Exception:  # any template error: leave the value to rattler-build
         return None
+    return rendered if len(rendered) <= 1000 else None
 
 
 def _version_problem(version: str) -> str | None:

@@ -365,3 +365,17 @@ def test_cli_missing_path_is_a_usage_error(run_cli, tmp_path):
     result = run_cli("lint", tmp_path / "nope")
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+def test_only_simple_expressions_are_evaluated():
+    """Names and versions come from context, but a hostile expression is not computed."""
+    text = changed(('  version: "3.10"\n',
+                    '  version: "3.10"\n  big: ${{ name|replace("", "aaaaaaaaaaaaaaaaaaaa")'
+                    '|replace("", "aaaaaaaaaaaaaaaaaaaa")|replace("", "aaaaaaaaaaaaaaaaaaaa") }}'
+                    '\n  bigger: ${{ big|replace("", "aaaaaaaaaaaaaaaaaaaa")'
+                    '|replace("", "aaaaaaaaaaaaaaaaaaaa") }}\n  loop: "{% for i in range(9) %}'
+                    '{% for j in range(9) %}x{% endfor %}{% endfor %}"\n'),
+                   ("name: ${{ name|lower }}", "name: ${{ bigger }}${{ loop }}"))
+    assert lint_text(text) == []  # nothing evaluated, so nothing to judge
+    assert ids(lint_text(GOOD.replace("name: ${{ name|lower }}", "name: ${{ name|upper }}")),
+               "lint") == ["R-014"]
