@@ -188,16 +188,10 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    from recipegen.lint import find_recipes, has_lints, lint_text, summary_line
+    from recipegen.lint import find_recipes, has_lints, lint_paths, summary_line
 
     recipes = find_recipes(args.paths)
-    findings = []
-    for recipe in recipes:
-        try:
-            text = recipe.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read {recipe}: {exc}") from exc
-        findings.extend(lint_text(text, recipe))
+    findings = lint_paths(recipes)
     if args.json:
         print(json.dumps([f.to_dict() for f in findings], indent=2))
     else:
