@@ -220,6 +220,23 @@ def cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- lint ------------------------------------------------------------------------------------
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from recipegen.lint import find_recipes, has_lints, lint_paths, summary_line
+
+    recipes = find_recipes(args.paths)
+    findings = lint_paths(recipes)
+    if args.json:
+        print(json.dumps([f.to_dict() for f in findings], indent=2))
+    else:
+        for finding in findings:
+            print(finding)
+        print(summary_line(findings, len(recipes)), file=sys.stderr)
+    return 1 if has_lints(findings) else 0
+
+
 # -- parser ----------------------------------------------------------------------------------
 
 
@@ -293,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a mapping; repeatable")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_map)
+
+    p = sub.add_parser("lint", help="check v1 recipes against conda-forge's linter rules",
+                       description="Check v1 recipes against conda-forge's linter rules (by "
+                       "conda-smithy's rule ids). Exit status 1 if any recipe has a lint; "
+                       "hints are advice and do not change the exit status.")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="a recipe.yaml, or a folder searched for recipe.yaml files")
+    p.add_argument("--json", action="store_true",
+                   help="print the findings as a JSON list (rule_id, kind, message, path, line)")
+    p.set_defaults(func=cmd_lint)
     return parser
 
 
