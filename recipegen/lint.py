@@ -114,16 +114,32 @@ def package_hints() -> dict[str, str]:
 
 
 def lint_text(text: str, path: str | Path | None = None, *,
-              allow_wheel: bool = False) -> list[Finding]:
+              allow_wheel: bool = False, noarch_platforms: bool | None = None) -> list[Finding]:
     """Every finding for one v1 recipe, lints and hints, in rule order.
 
     ``allow_wheel``: a pure-Python wheel as the source is a hint (R-030) instead of a lint
     (R-029), for recipes that must use one; a compiled wheel is always a lint (R-028).
     ``path`` names the recipe in the findings; when it is a real file, its folder is also
-    checked for a second recipe file (R-051).
+    checked for a second recipe file (R-051) and for a ``conda-forge.yml`` with
+    ``noarch_platforms`` (which allows OS-only ``if:`` blocks in a noarch recipe).
     """
-    check = _Checker(text, str(path) if path is not None else None, allow_wheel=allow_wheel)
+    if noarch_platforms is None:
+        noarch_platforms = path is not None and has_noarch_platforms(Path(path).parent)
+    check = _Checker(text, str(path) if path is not None else None, allow_wheel=allow_wheel,
+                     noarch_platforms=noarch_platforms)
     return check.run(Path(path) if path is not None else None)
+
+
+def has_noarch_platforms(recipe_dir: Path) -> bool:
+    """Whether the recipe folder's ``conda-forge.yml`` asks for per-platform noarch builds."""
+    config = recipe_dir / "conda-forge.yml"
+    if not config.is_file():
+        return False
+    try:
+        data = YAML(typ="safe", pure=True).load(config.read_text("utf-8"))
+    except (YAMLError, OSError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and bool(data.get("noarch_platforms"))
 
 
 def find_recipes(paths: Iterable[str | Path]) -> list[Path]:
@@ -192,19 +208,20 @@ class _Item:
     value: Any
     line: int | None
     conditional: bool
+    condition: str | None = None  # the innermost ``if:`` expression
 
 
-def _flatten(node: Any, conditional: bool = False) -> Iterator[_Item]:
+def _flatten(node: Any, condition: str | None = None) -> Iterator[_Item]:
     """Entries of a v1 list, looking into ``if/then/else`` (both branches)."""
     seq = node if isinstance(node, list) else [node] if node is not None else []
     for i, item in enumerate(seq):
         line = _line_of_item(seq, i)
         if isinstance(item, dict) and "if" in item:
             for branch in ("then", "else"):
-                for inner in _flatten(item.get(branch), True):
-                    yield _Item(inner.value, inner.line or line, True)
+                for inner in _flatten(item.get(branch), str(item["if"])):
+                    yield _Item(inner.value, inner.line or line, True, inner.condition)
         else:
-            yield _Item(item, line, conditional)
+            yield _Item(item, line, condition is not None, condition)
 
 
 def _spec_name(spec: str) -> str:
@@ -240,10 +257,12 @@ class _Unit:
 
 
 class _Checker:
-    def __init__(self, text: str, path: str | None, *, allow_wheel: bool) -> None:
+    def __init__(self, text: str, path: str | None, *, allow_wheel: bool,
+                 noarch_platforms: bool = False) -> None:
         self.text = text
         self.path = path
         self.allow_wheel = allow_wheel
+        self.noarch_platforms = noarch_platforms
         self.findings: list[Finding] = []
         self.doc: Any = None
 
@@ -502,11 +521,22 @@ class _Checker:
                          _line_of_key(unit.build, "skip"))
             for section in REQUIREMENTS_ORDER:
                 conditional = [i for i in _flatten(unit.requirements.get(section))
-                               if i.conditional]
+                               if i.conditional and not self._platform_block(section, i)]
                 if conditional:
                     self.add("R1-002", f"{unit.label} is noarch (built once for all "
                              f"platforms) but `requirements.{section}` has `if:` entries; "
                              "drop the condition or drop `noarch`", conditional[0].line)
+
+    def _platform_block(self, section: str, item: _Item) -> bool:
+        """An OS-only ``if:`` in host/run, allowed when conda-forge.yml sets noarch_platforms.
+
+        conda-forge then builds the noarch package once per platform (as tqdm's feedstock
+        does for colorama on Windows).
+        """
+        if not self.noarch_platforms or section not in ("host", "run"):
+            return False
+        words = set((item.condition or "").split()) - {"not", "and", "or"}
+        return bool(words) and words <= {"win", "linux", "osx", "unix"}
 
     # R-021, R-022
     def spec_spacing(self) -> None:

@@ -379,3 +379,21 @@ def test_only_simple_expressions_are_evaluated():
     assert lint_text(text) == []  # nothing evaluated, so nothing to judge
     assert ids(lint_text(GOOD.replace("name: ${{ name|lower }}", "name: ${{ name|upper }}")),
                "lint") == ["R-014"]
+
+
+def test_os_blocks_in_noarch_need_noarch_platforms(tmp_path):
+    """tqdm's feedstock style: `if: win` + __win/__unix, allowed with noarch_platforms."""
+    text = changed(("    - python >=${{ python_min }}\n",
+                    "    - python >=${{ python_min }}\n    - if: win\n      then:\n"
+                    "        - colorama\n        - __win\n      else:\n        - __unix\n"))
+    assert ids(lint_text(text, noarch_platforms=False), "lint") == ["R1-002"]
+    assert ids(lint_text(text, noarch_platforms=True), "lint") == []
+    recipe = tmp_path / "tqdm" / "recipe.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text(text)
+    assert ids(lint_paths([recipe]), "lint") == ["R1-002"]
+    (recipe.parent / "conda-forge.yml").write_text("noarch_platforms:\n  - linux_64\n  - win_64\n")
+    assert ids(lint_paths([recipe]), "lint") == []
+    # a non-OS condition is never allowed in a noarch recipe
+    other = text.replace("if: win", "if: cuda_compiler_version != 'None'")
+    assert ids(lint_text(other, noarch_platforms=True), "lint") == ["R1-002"]
