@@ -194,7 +194,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     written = generate_recipes(req, out_dir, reporter)
     if args.json:
         reporter.result({"recipes": [{"name": r.spec.name, "pypi_name": r.pypi_name,
-                                      "version": r.version, "path": str(p), "notes": r.notes,
+                                      "version": r.version, "path": str(p),
+                                      "notes": [str(n) for n in r.notes],
                                       "warnings": r.warnings} for r, p in written]})
     else:
         for recipe, path in written:

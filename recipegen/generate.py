@@ -87,7 +87,7 @@ class GeneratedRecipe:
     run_requirements: tuple[str, ...]  # PEP 508, PyPI names: what the package needs to run
     source_sha256: str
     warnings: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()  # what was dropped, moved or remapped, and why
+    notes: tuple[requirements.Note, ...] = ()  # what was dropped, moved or remapped, and why
 
     @property
     def name(self) -> str:
@@ -371,8 +371,8 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
     notes = list(run.notes)
     warnings: list[str] = []
     if mapped.conda != dist.name:
-        notes.insert(0, f"{dist.display_name}: conda name {mapped.conda} "
-                     f"(from {mapped.source})")
+        notes.insert(0, requirements.Note(dist.display_name, "remapped",
+                                          f"conda name {mapped.conda} (from {mapped.source})"))
     license_id = licenses.from_metadata(
         expression=meta.get("license_expression"), license_field=meta.get("license"),
         classifiers=meta.get("classifier") or (),
@@ -397,8 +397,9 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
         source_url, sha256, file_name, kind = wheel.url, wheel.sha256, wheel.filename, "wheel"
         script = (f"${{{{ PYTHON }}}} -m pip install ./{wheel.filename} -vv --no-deps "
                   "--no-build-isolation", DROP_DIRECT_URL)
-        notes.append(f"{dist.display_name}: no sdist on PyPI, the recipe repackages "
-                     f"{wheel.filename}")
+        notes.append(requirements.Note(dist.display_name, "from the wheel",
+                                       f"no sdist on PyPI; the recipe repackages "
+                                       f"{wheel.filename}"))
     entry_points = tuple(upstream.entry_points) if upstream else ()
     spec = RecipeSpec(
         name=mapped.conda,
@@ -430,7 +431,7 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
         python_min=python_min,
         test_python_min=conda_forge and pure,
         maintainers=ctx.maintainers if conda_forge else (),
-        notes=tuple(notes),
+        notes=tuple(str(n) for n in notes if n.action != "dropped" or n.subject[0] != "["),
     )
     if not conda_forge:
         spec = with_build_string(spec, ctx.python_version)

@@ -48,6 +48,18 @@ class Conditional:
 
 
 @dataclass(frozen=True)
+class Note:
+    """What happened to one requirement (or extra) on its way into a recipe, and why."""
+
+    subject: str  # the PyPI requirement or ``[extra]``
+    action: str  # "dropped" | "kept" | "conditional" | "constraint" | "remapped" | ...
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.action}, {self.reason}"
+
+
+@dataclass(frozen=True)
 class RunRequirements:
     """Run requirements in conda terms, plus what happened to each marker and extra."""
 
@@ -55,7 +67,7 @@ class RunRequirements:
     conditional: tuple[Conditional, ...] = ()
     constraints: tuple[str, ...] = ()
     pypi: tuple[Requirement, ...] = ()  # the PyPI requirements kept (any platform)
-    notes: tuple[str, ...] = field(default=(), compare=False)
+    notes: tuple[Note, ...] = field(default=(), compare=False)
 
 
 def strip_marker(req: Requirement) -> Requirement:
@@ -165,19 +177,31 @@ def extras_constraints(requires_dist: Iterable[str], run_names: set[str],
     return _merge(reqs, mapper)
 
 
+def extras_notes(requires_dist: Iterable[str]) -> list[Note]:
+    """One note per extra: a conda package has none, so its dependencies are not installed."""
+    extras: set[str] = set()
+    for text in requires_dist:
+        marker = Requirement(text).marker
+        if _base_and_extra(marker):
+            extras |= _extras_of(marker)
+    return [Note(f"[{extra}]", "dropped", "conda packages have no extras; its versioned "
+                 "requirements are run_constraints" if extra not in DEVELOPMENT_EXTRAS else
+                 "conda packages have no extras (a development extra)")
+            for extra in sorted(extras)]
+
+
 def local_run(requires_dist: Iterable[str], env: dict[str, str], mapper: NameMapper,
               dependencies: dict[str, tuple[str, ...]], python: str) -> RunRequirements:
     """Run requirements for one target: each marker evaluated in the target's environment."""
     requires_dist = list(requires_dist)
     kept: list[Requirement] = []
-    notes: list[str] = []
+    notes: list[Note] = []
     for text in requires_dist:
         req = Requirement(text)
         if _base_and_extra(req.marker):
             continue
         if req.marker is not None and not req.marker.evaluate({**env, "extra": ""}):
-            notes.append(f"{req.name}: dropped, its marker ({req.marker}) is false on the "
-                         "target")
+            notes.append(Note(str(req), "dropped", "its marker is false on the target"))
             continue
         kept.append(req)
         for extra_req in _expand_extras(req, dependencies, lambda e: {**env, **e}):
@@ -186,7 +210,7 @@ def local_run(requires_dist: Iterable[str], env: dict[str, str], mapper: NameMap
     run = (python, *_merge(kept, mapper, ("python",)))
     names = {line.split()[0] for line in run}
     return RunRequirements(run=run, constraints=extras_constraints(requires_dist, names, mapper),
-                           pypi=tuple(kept), notes=tuple(notes))
+                           pypi=tuple(kept), notes=(*notes, *extras_notes(requires_dist)))
 
 
 def _selector(platforms: set[str]) -> str | None:
@@ -209,7 +233,7 @@ def noarch_run(requires_dist: Iterable[str], python_min: str, mapper: NameMapper
     requires_dist = list(requires_dist)
     unconditional: list[Requirement] = []
     by_selector: dict[str, list[Requirement]] = {}
-    notes: list[str] = []
+    notes: list[Note] = []
     for text in requires_dist:
         req = Requirement(text)
         if _base_and_extra(req.marker):
@@ -220,27 +244,27 @@ def noarch_run(requires_dist: Iterable[str], python_min: str, mapper: NameMapper
             continue
         platforms = platforms_where(req.marker, python_min)
         if not platforms:
-            notes.append(f"{req.name}: dropped, its marker ({req.marker}) is false for every "
-                         f"Python >={python_min}")
+            notes.append(Note(str(req), "dropped",
+                              f"its marker is false for every Python >={python_min}"))
             continue
         if any(var in str(req.marker) for var in NOT_EXPRESSIBLE):
-            notes.append(f"{req.name}: kept for all, its marker ({req.marker}) depends on the "
-                         "machine or interpreter, which a noarch recipe cannot express")
+            notes.append(Note(str(req), "kept for all", "its marker depends on the machine or "
+                              "interpreter, which a noarch recipe cannot express"))
             unconditional.append(req)
             continue
         if platforms == set(PLATFORM_ENVS):
-            notes.append(f"{req.name}: kept for all, its marker ({req.marker}) holds for some "
-                         f"Python >={python_min} or machine (noarch cannot say which)")
+            notes.append(Note(str(req), "kept for all", f"its marker holds for some Python "
+                              f">={python_min} (a noarch recipe cannot say which)"))
             unconditional.append(req)
             continue
         selector = _selector(platforms)
         if selector is None:
-            notes.append(f"{req.name}: kept for all, its marker ({req.marker}) holds on "
-                         f"{', '.join(sorted(platforms))} (no noarch selector for that)")
+            notes.append(Note(str(req), "kept for all", f"its marker holds on "
+                              f"{', '.join(sorted(platforms))}, which no noarch selector says"))
             unconditional.append(req)
             continue
-        notes.append(f"{req.name}: only on {selector} (marker {req.marker}), as an `if: "
-                     f"{selector}` block with `{VIRTUAL[selector][0]}`")
+        notes.append(Note(str(req), f"only on {selector}",
+                          f"an `if: {selector}` block with `{VIRTUAL[selector][0]}`"))
         by_selector.setdefault(selector, []).append(req)
     reqs = [strip_marker(r) for r in unconditional]
     run = (python, *_merge(reqs, mapper, ("python",)))
@@ -256,8 +280,8 @@ def noarch_run(requires_dist: Iterable[str], python_min: str, mapper: NameMapper
     return RunRequirements(
         run=run, conditional=tuple(conditional),
         constraints=extras_constraints(requires_dist, names, mapper),
-        pypi=tuple(reqs), notes=tuple(notes))
+        pypi=tuple(reqs), notes=(*notes, *extras_notes(requires_dist)))
 
 
-__all__ = ["Conditional", "RunRequirements", "local_run", "noarch_run", "platforms_where",
+__all__ = ["Conditional", "Note", "RunRequirements", "local_run", "noarch_run", "platforms_where",
            "strip_marker"]
