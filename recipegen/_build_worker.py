@@ -48,8 +48,10 @@ def build(request: dict) -> dict:
         compression_threads=1,
         use_sharded=False,
     )
+    variants = VariantConfig.from_yaml(request["variant"]) if request.get("variant") else \
+        VariantConfig()
     packages: list[str] = []
-    for variant in recipe.render(VariantConfig()):
+    for variant in recipe.render(variants):
         result = variant.run_build(
             tool_config=tool_config,
             output_dir=request["output_dir"],

@@ -38,6 +38,8 @@ class BuildJob:
     subdir: str  # "noarch" or the target platform
     after: frozenset[str] = frozenset()
     skip_tests: bool = False
+    variant: str = ""  # variants.yaml text, for recipes that need variables (python_min)
+    publish: bool = True  # False: build and test only (export's trial build)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ class BuildFailed(RecipegenError):
 def run_one(job: BuildJob, work: WorkRoot, channels: list[str]) -> BuildOutcome:
     """Build one recipe in a worker process; publish the package on success."""
     log = work.log_path(job.conda_name)
-    existing = localchannel.has_package(work.channel, job.subdir, job.file_name)
+    existing = (localchannel.has_package(work.channel, job.subdir, job.file_name)
+                if job.publish else None)
     if existing is not None:
         return BuildOutcome(job.name, "cached", existing, log)
     work.logs.mkdir(parents=True, exist_ok=True)
@@ -90,6 +93,7 @@ def run_one(job: BuildJob, work: WorkRoot, channels: list[str]) -> BuildOutcome:
         "output_dir": str(staging / "out"),
         "channels": [work.channel.as_uri(), *channels],
         "skip_tests": job.skip_tests,
+        "variant": job.variant,
         "answer": str(answer),
     }
     start = time.monotonic()
@@ -114,6 +118,8 @@ def run_one(job: BuildJob, work: WorkRoot, channels: list[str]) -> BuildOutcome:
             return BuildOutcome(job.name, "failed", None, log, seconds,
                                 _first_line(result["error"]) + _excerpt(log))
         built = [Path(p) for p in result["packages"]]
+        if not job.publish:
+            return BuildOutcome(job.name, "built", None, log, seconds)
         wanted = [p for p in built if p.name == job.file_name] or built
         placed = localchannel.publish(wanted, work.channel)
         return BuildOutcome(job.name, "built", placed[0], log, seconds)

@@ -205,6 +205,55 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export ----------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from recipegen.config import load_config
+    from recipegen.export import ExportRequest, export
+
+    reporter = _reporter(args)
+    config = load_config(Path.cwd())
+    token = None
+    if args.open_pr:
+        from recipegen.github import token_from_env
+
+        token = token_from_env()  # fail before any long work when it is missing
+    req = ExportRequest(
+        specs=tuple(args.specs),
+        clone=Path(args.to),
+        maintainers=tuple(args.maintainer or ()) or tuple(config.maintainers),
+        work_root=Path(args.work_root),
+        channels=tuple(args.channel or ()) or tuple(config.channels),
+        constraints=tuple(Path(c) for c in args.constraints or ()),
+        no_build=args.no_build,
+        force=args.force,
+        jobs=args.jobs,
+        mapping_overrides=_overrides(args),
+    )
+    result = export(req, reporter)
+    url = None
+    if token is not None:
+        from recipegen.github import api_base_from_env, open_pr
+
+        url = open_pr(req.clone, result.branch, result.title, result.body, token,
+                      api_base_from_env())
+    if args.json:
+        reporter.result({"branch": result.branch, "commit": result.commit,
+                         "title": result.title, "body": result.body, "pr_url": url,
+                         "recipes": [r.spec.name for r in result.recipes]})
+    else:
+        print(f"Committed {len(result.recipes)} recipe(s) on branch {result.branch} "
+              f"({result.commit[:12]}) in {req.clone}.")
+        print(f"\nPR title: {result.title}\n\n{result.body}")
+        if url:
+            print(f"\nOpened {url}")
+        else:
+            print(f"\nPush it with: git -C {req.clone} push <your-fork> {result.branch}, or "
+                  "run again with --open-pr (needs GITHUB_TOKEN).")
+    return 0
+
+
 # -- map -------------------------------------------------------------------------------------
 
 
@@ -304,6 +353,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a PyPI→conda name mapping; repeatable")
     _common(p)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("export", help="submit recipes to conda-forge/staged-recipes")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="PEP 508 requirement")
+    p.add_argument("--to", required=True, metavar="DIR", help="a clone of staged-recipes")
+    p.add_argument("--maintainer", action="append", metavar="GH_ID",
+                   help="GitHub id of a recipe maintainer; repeatable (or config)")
+    p.add_argument("--no-build", action="store_true",
+                   help="skip the local build and test (the PR body says so)")
+    p.add_argument("--force", action="store_true",
+                   help="export even packages conda-forge already has")
+    p.add_argument("--open-pr", action="store_true",
+                   help="fork, push and open the PR on GitHub (needs GITHUB_TOKEN)")
+    p.add_argument("-c", "--channel", action="append", help="conda channel; repeatable")
+    p.add_argument("--constraints", action="append", metavar="FILE",
+                   help="pip constraints file; repeatable")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel builds")
+    p.add_argument("--map", action="append", metavar="PYPI=CONDA",
+                   help="override a PyPI→conda name mapping; repeatable")
+    _common(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("map", help="show the conda name of PyPI packages and its source")
     p.add_argument("names", nargs="+", metavar="NAME")

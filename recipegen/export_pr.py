@@ -283,9 +283,13 @@ def _config(clone: Path, key: str) -> str | None:
 
 
 def write_branch(clone: str | Path, name: str, recipes: Mapping[str, str], message: str, *,
-                 author: str | None = None) -> str:
+                 author: str | None = None,
+                 extra_files: Mapping[str, Mapping[str, str]] | None = None) -> str:
     """Commit ``recipes/<folder>/recipe.yaml`` for each ``{folder: text}`` as one commit on a
     new branch ``add-<name>`` of the staged-recipes clone; return the commit's sha.
+
+    ``extra_files`` adds other files to a recipe's folder (``{folder: {file: text}}``, e.g.
+    ``conda-forge.yml``); only plain file names are allowed.
 
     The branch starts at :func:`default_branch`. Refused: a dirty working tree, an existing
     branch, a folder that already exists in ``recipes/``. HEAD, the index and the working
@@ -299,6 +303,13 @@ def write_branch(clone: str | Path, name: str, recipes: Mapping[str, str], messa
                          "git clone https://github.com/conda-forge/staged-recipes first")
     if name not in recipes:
         raise UsageError(f"no recipe for {name!r} among {sorted(recipes)}")
+    extra_files = {k: dict(v) for k, v in (extra_files or {}).items() if v}
+    for folder, files in extra_files.items():
+        if folder not in recipes:
+            raise UsageError(f"extra files for {folder!r}, which has no recipe")
+        for file_name in files:
+            if not _RECIPE_DIR.match(file_name) or file_name in (".", "..", "recipe.yaml"):
+                raise UsageError(f"not a valid file name for recipes/{folder}: {file_name!r}")
     for folder, text in recipes.items():
         if not _RECIPE_DIR.match(folder) or folder in (".", ".."):
             raise UsageError(f"not a valid recipe folder name: {folder!r}")
@@ -332,10 +343,12 @@ def write_branch(clone: str | Path, name: str, recipes: Mapping[str, str], messa
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(clone, "read-tree", base, env=env)
         for folder, text in sorted(recipes.items()):
-            blob = _git(clone, "hash-object", "-w", "--stdin", "--no-filters",
-                        input=text.encode("utf-8"))
-            _git(clone, "update-index", "--add", "--cacheinfo",
-                 f"100644,{blob},recipes/{folder}/recipe.yaml", env=env)
+            files = {"recipe.yaml": text, **extra_files.get(folder, {})}
+            for file_name, content in sorted(files.items()):
+                blob = _git(clone, "hash-object", "-w", "--stdin", "--no-filters",
+                            input=content.encode("utf-8"))
+                _git(clone, "update-index", "--add", "--cacheinfo",
+                     f"100644,{blob},recipes/{folder}/{file_name}", env=env)
         tree = _git(clone, "write-tree", env=env)
     commit = _git(clone, "commit-tree", tree, "-p", base, "-F", "-", env=ident,
                   input=message.encode("utf-8"))

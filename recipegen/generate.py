@@ -38,7 +38,7 @@ from recipegen.archive import (
 )
 from recipegen.errors import RecipegenError
 from recipegen.mapping import NameMapper
-from recipegen.pypi import PyPI, Release
+from recipegen.pypi import PyPI, Release, public_url
 from recipegen.recipe import RecipeSpec, render
 from recipegen.resolve import Resolution, ResolvedDist
 from recipegen.specs import to_conda_spec
@@ -392,9 +392,13 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
     build_reqs = () if pure else tools.build_requirements(stdlib=conda_forge)
     if sdist is not None:
         source_url, sha256, file_name, kind = sdist.url, sdist.sha256, None, "sdist"
+        if conda_forge:
+            source_url = public_url(source_url)
         script = (PIP_INSTALL_SDIST,) if conda_forge else (PIP_INSTALL_SDIST, DROP_DIRECT_URL)
     else:
         source_url, sha256, file_name, kind = wheel.url, wheel.sha256, wheel.filename, "wheel"
+        if conda_forge:
+            source_url = public_url(source_url)
         script = (f"${{{{ PYTHON }}}} -m pip install ./{wheel.filename} -vv --no-deps "
                   "--no-build-isolation", DROP_DIRECT_URL)
         notes.append(requirements.Note(dist.display_name, "from the wheel",

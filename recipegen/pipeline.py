@@ -425,20 +425,31 @@ def build_jobs(plan: InstallPlan, work: WorkRoot) -> list[BuildJob]:
     return jobs
 
 
+def build_plan(plan: InstallPlan, req: InstallRequest,
+               reporter: Reporter) -> list[BuildOutcome]:
+    """Write the plan's recipes and build them into the local channel (no install)."""
+    work = WorkRoot.at(req.work_root)
+    jobs = build_jobs(plan, work)
+    if not jobs:
+        return []
+    reporter.phase("build", f"{len(jobs)} package(s), {req.jobs} at a time")
+    return build_all(jobs, work, user_channels(plan, work), max_jobs=req.jobs,
+                     keep_going=req.keep_going,
+                     progress=lambda s, n, d: reporter.package(s, n, d))
+
+
+def user_channels(plan: InstallPlan, work: WorkRoot) -> list[str]:
+    """The plan's channels without the local build channel."""
+    return [c for c in plan.channels if c != work.channel.as_uri()]
+
+
 def execute(plan: InstallPlan, req: InstallRequest, reporter: Reporter) -> InstallResult:
     """Build everything the plan builds, then solve and link the env in one step."""
     work = WorkRoot.at(req.work_root)
-    jobs = build_jobs(plan, work)
-    outcomes: list[BuildOutcome] = []
-    user_channels = [c for c in plan.channels if c != work.channel.as_uri()]
-    if jobs:
-        reporter.phase("build", f"{len(jobs)} package(s), {req.jobs} at a time")
-        outcomes = build_all(jobs, work, user_channels, max_jobs=req.jobs,
-                             keep_going=req.keep_going,
-                             progress=lambda s, n, d: reporter.package(s, n, d))
+    outcomes = build_plan(plan, req, reporter)
     reporter.phase("solve", "the env with " + ", ".join(plan.requested))
     gateway = channels_mod.make_gateway(work.cache / "repodata", offline=req.offline)
-    channels = [work.channel.as_uri(), *user_channels]
+    channels = [work.channel.as_uri(), *user_channels(plan, work)]
     major, minor = plan.python_version.split(".")[:2]
     solution = solve(plan.target, list(plan.requested), channels, gateway=gateway,
                      requested_specs=list(plan.requested),

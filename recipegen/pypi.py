@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -232,6 +233,21 @@ class PyPI:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return dest
+
+
+_PYPI_FILE_PATH = re.compile(r"/packages/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{60})/([^/?#]+)$")
+
+
+def public_url(url: str) -> str:
+    """The file's address on pypi.org's own file host, for recipes published elsewhere.
+
+    Mirrors serve PyPI's files under their own prefixes; a recipe for conda-forge must name
+    the canonical ``files.pythonhosted.org`` address (the same file, the same sha256).
+    """
+    match = _PYPI_FILE_PATH.search(url)
+    if match is None:
+        return url
+    return "https://files.pythonhosted.org/packages/{}/{}/{}/{}".format(*match.groups())
 
 
 def sha256_file(path: Path) -> str:

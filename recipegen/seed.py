@@ -121,6 +121,10 @@ def system_toolchain(subdir: str) -> list[SystemTool]:
         match = re.search(r"\d+(\.\d+)+", out)
         if match:
             tools.append(SystemTool(f"{name}_{subdir}", match.group(0), path))
+    libc, version = platform.libc_ver()
+    if tools and libc == "glibc" and version:
+        # ``stdlib('c')`` (conda-forge recipes) asks for the C library: the system's glibc.
+        tools.append(SystemTool(f"sysroot_{subdir}", version, f"glibc {version}"))
     return tools
 
 
