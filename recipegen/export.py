@@ -196,7 +196,9 @@ def export(req: ExportRequest, reporter: Reporter) -> ExportResult:
     reporter.phase("generate", f"conda-forge recipes for {', '.join(sorted(names))}")
     forge = make_plan(replace(base, specs=pins, flavour="conda-forge", use_channels=False,
                               follow=False, maintainers=req.maintainers), reporter)
-    recipes = [forge.recipes[n] for n in sorted(names, key=lambda n: (n not in requested, n))]
+    # The first package named is the submission's name (branch add-<name>, PR title).
+    order = [*requested, *sorted(names - set(requested))]
+    recipes = [forge.recipes[n] for n in dict.fromkeys(order)]
 
     # 3. Lint: any lint stops the export.
     findings: list[Finding] = []

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -22,13 +21,13 @@ from recipegen import channels as channels_mod
 from recipegen import localchannel
 from recipegen.build import BuildJob, BuildOutcome, build_all
 from recipegen.channels import Availability
+from recipegen.closure import Closure, ClosureBuilder, extra_roots
 from recipegen.errors import RecipegenError, UsageError
 from recipegen.generate import (
     Flavour,
     GenerateContext,
     GeneratedRecipe,
     generate,
-    run_requirements,
     without_tests,
     write_recipe,
 )
@@ -39,7 +38,6 @@ from recipegen.plan import (
     CycleError,
     Decision,
     build_order,
-    combined_specifiers,
     decide,
 )
 from recipegen.progress import Reporter
@@ -91,10 +89,6 @@ class InstallResult:
     plan: InstallPlan
     builds: tuple[BuildOutcome, ...]
     solution: Solution | None
-
-
-#: Resolutions of run + build requirements before giving up (each adds build requirements).
-MAX_ROUNDS = 12
 
 
 # -- channels -------------------------------------------------------------------------------
@@ -209,202 +203,103 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
     ctx = GenerateContext(mapper=mapper, pypi=pypi, cache_dir=cache,
                           python_version=python_version, grayskull_timeout=req.grayskull_timeout,
                           flavour=req.flavour, maintainers=req.maintainers)
-    requested = {canonicalize_name(r.name) for r in parsed}
-    generated: dict[tuple[str, str], GeneratedRecipe] = {}
     known: dict[str, tuple] = {}  # conda name → channel packages, queried once per name
-    build_requirements: set[str] = set()
-    reporter.phase("resolve", ", ".join(req.specs) + f" for python {python_version}")
-    for _round in range(MAX_ROUNDS):
-        # One resolution of the user's specs and every build requirement seen so far, so a
-        # package needed at run time and at build time gets one version that suits both.
-        resolution = resolve([*map(str, parsed), *sorted(build_requirements)],
-                             python=python_exe, constraints=req.constraints,
-                             use_cache=not req.dry_run)
-        names = sorted(resolution.dists)
-        conda_names = _map_names(names, mapper)
-        new = sorted({conda_names[n] for n in names} - known.keys())
-        if new:
+
+    def decider(name: str, version: str, spec: SpecifierSet, requested: bool) -> Decision:
+        conda = mapper.to_conda(name).conda
+        if conda not in known and all_channels:
+            found = channels_mod.query(all_channels, target.platform, [conda], gateway=gateway)
+            known[conda] = found.of(conda)
+        return decide(name, version, conda, spec, Availability(tuple(all_channels), known),
+                      requested=requested)
+
+    def resolver(requirements: list[str], constrained: bool) -> Resolution:
+        return resolve(requirements, python=python_exe,
+                       constraints=req.constraints if constrained else (),
+                       use_cache=not req.dry_run)
+
+    def prefetch(resolution: Resolution) -> None:
+        """One batched channel query for every name a resolution brings."""
+        new = sorted({mapper.to_conda(n).conda for n in resolution.dists} - known.keys())
+        if new and all_channels:
             reporter.phase("channels", f"looking up {len(new)} packages in "
                            f"{len(all_channels)} channel(s)")
             found = channels_mod.query(all_channels, target.platform, new, gateway=gateway)
             known.update({c: found.of(c) for c in new})
-        availability = Availability(tuple(all_channels), known)
-        edges = [*parsed, *(r for d in resolution.dists.values()
-                             for r in run_requirements(d, resolution)),
-                 *map(Requirement, build_requirements)]
-        specifiers = combined_specifiers(edges)
-        roots = requested | _extra_roots(parsed, resolution)
-        decisions, recipes = _walk(roots, requested, resolution, conda_names, specifiers,
-                                   availability, generated, ctx, req.jobs, reporter,
-                                   follow=req.follow)
-        needed = ({h for r in recipes.values() for h in r.host_requirements}
-                  if req.follow else set())
-        if needed <= build_requirements:
-            break
-        reporter.phase("resolve", "again, with build requirements: "
-                       + ", ".join(sorted(needed - build_requirements)))
-        build_requirements |= needed
-    else:
-        raise RecipegenError("build requirements kept changing the resolution; giving up",
-                             hint="pin the closure with --constraints")
 
-    _check_versions(decisions, edges)
-    order, recipes = _order(decisions, recipes, ctx, resolution, reporter)
-    requested_specs, pins = _requested(parsed, decisions, recipes, resolution)
+    def batched_resolver(requirements: list[str], constrained: bool) -> Resolution:
+        resolution = resolver(requirements, constrained)
+        prefetch(resolution)
+        return resolution
+
+    reporter.phase("resolve", ", ".join(req.specs) + f" for python {python_version}")
+    builder = ClosureBuilder(parsed, resolver=batched_resolver,
+                             generator=lambda dist, res: generate(dist, res, ctx),
+                             decider=decider, reporter=reporter, jobs=req.jobs,
+                             follow=req.follow)
+    closure = builder.build()
+    order = _order(closure, ctx, reporter)
+    requested_specs, pins = _requested(parsed, closure)
     return InstallPlan(target=target, channels=tuple(all_channels),
-                       python_version=python_version, decisions=decisions, recipes=recipes,
-                       order=order, requested=requested_specs, pins=pins,
-                       resolution=resolution)
+                       python_version=python_version, decisions=closure.decisions,
+                       recipes=closure.recipes, order=order, requested=requested_specs,
+                       pins=pins, resolution=closure.resolution)
 
 
-def _extra_roots(parsed: list[Requirement], resolution: Resolution) -> set[str]:
-    """Packages an extra of a requested package adds (``httpx[http2]`` → h2)."""
-    roots: set[str] = set()
-    for req in parsed:
-        if req.extras:
-            dist = resolution.dists[canonicalize_name(req.name)]
-            base = {str(r) for r in active_requirements(dist.requires_dist,
-                                                        resolution.environment)}
-            for extra in active_requirements(dist.requires_dist, resolution.environment,
-                                             tuple(sorted(req.extras))):
-                if str(extra) not in base:
-                    roots.add(canonicalize_name(extra.name))
-    return roots
+def _order(closure: Closure, ctx: GenerateContext, reporter: Reporter) -> BuildOrder:
+    """Build order; a host-dependency cycle is broken by building one member from its wheel.
 
-
-def _walk(roots: set[str], requested: set[str], resolution: Resolution,
-          conda_names: dict[str, str], specifiers: dict, availability: Availability,
-          generated: dict[tuple[str, str], GeneratedRecipe], ctx: GenerateContext, jobs: int,
-          reporter: Reporter, *, follow: bool = True,
-          ) -> tuple[dict[str, Decision], dict[str, GeneratedRecipe]]:
-    """Decide from the requested packages outwards, through what is built.
-
-    A reused package brings its dependencies from its channel, so only the run and host
-    requirements of packages *built* here are followed; their recipes are generated
-    level by level, each level concurrently.
+    Recipes change in place (wheel recipes, tests dropped to break run cycles).
     """
-    decisions: dict[str, Decision] = {}
-    recipes: dict[str, GeneratedRecipe] = {}
-    level = sorted(roots)
-    while level:
-        for name in level:
-            dist = resolution.dists[name]
-            decisions[name] = decide(name, dist.version, conda_names[name],
-                                     specifiers.get(name, SpecifierSet()), availability,
-                                     requested=name in requested)
-        to_build = [n for n in level if decisions[n].action == "build"]
-        missing = [n for n in to_build if (n, resolution.dists[n].version) not in generated]
-        generated.update({(n, resolution.dists[n].version): r for n, r in
-                          _generate_all(missing, resolution, ctx, jobs, reporter).items()})
-        following: set[str] = set()
-        for name in to_build:
-            recipe = generated[(name, resolution.dists[name].version)]
-            recipes[name] = recipe
-            for text in (*recipe.host_requirements, *recipe.run_requirements):
-                dep = canonicalize_name(Requirement(text).name)
-                if dep in resolution.dists and dep not in decisions:
-                    following.add(dep)
-        level = sorted(following) if follow else []
-    for recipe in recipes.values():
-        for warning in recipe.warnings:
-            reporter.warn(warning)
-    return decisions, recipes
-
-
-def _generate_all(names: list[str], resolution: Resolution, ctx: GenerateContext, jobs: int,
-                  reporter: Reporter) -> dict[str, GeneratedRecipe]:
-    """Generate recipes concurrently (network- and subprocess-bound work)."""
-    if not names:
-        return {}
-    reporter.phase("generate", f"{len(names)} recipe(s)")
-
-    def one(name: str) -> GeneratedRecipe:
-        reporter.package("generating", name)
-        recipe = generate(resolution.dists[name], resolution, ctx)
-        reporter.package("generated", name, {"recipe": recipe.spec.name})
-        return recipe
-
-    with ThreadPoolExecutor(max_workers=max(2, min(jobs * 2, 8))) as pool:
-        results = dict(zip(names, pool.map(one, names), strict=True))
-    return results
-
-
-def _check_versions(decisions: dict[str, Decision], edges: list[Requirement]) -> None:
-    """A package built at one version must satisfy every requirement on it."""
-    specs = combined_specifiers(edges)
-    for name, decision in decisions.items():
-        spec = specs.get(name)
-        if decision.action == "build" and spec is not None and not spec.contains(
-                decision.version, prereleases=True):
-            raise RecipegenError(
-                f"{name} {decision.version} was resolved, but the closure also needs "
-                f"{name}{spec} (a build requirement and a run requirement disagree)",
-                hint="pin a version of it that satisfies both with --constraints",
-                package=name,
-            )
-
-
-def _order(decisions: dict[str, Decision], recipes: dict[str, GeneratedRecipe],
-           ctx: GenerateContext, resolution: Resolution,
-           reporter: Reporter) -> tuple[BuildOrder, dict[str, GeneratedRecipe]]:
-    """Build order; a host-dependency cycle is broken by building one member from its wheel."""
-    building = {n for n, d in decisions.items() if d.action == "build"}
+    building = closure.building()
     while True:
-        host = {n: {canonicalize_name(Requirement(t).name) for t in recipes[n].host_requirements}
-                & building for n in building}
-        run = {n: {canonicalize_name(Requirement(t).name) for t in recipes[n].run_requirements}
-               & building for n in building}
+        host = {k: closure.host.get(k, set()) & building for k in building}
+        run = {k: closure.run.get(k, set()) & building for k in building}
         try:
             order = build_order(host, run)
         except CycleError as exc:
             member = exc.members[0]
-            if recipes[member].spec.source_kind == "wheel":
+            if closure.recipes[member].spec.source_kind == "wheel":
                 raise RecipegenError(
                     "build requirements form a cycle: " + " → ".join(exc.members),
                     hint="put one of them on a channel (-c) so it need not be built",
                 ) from exc
             reporter.warn(f"build requirements form a cycle ({', '.join(exc.members)}); "
                           f"{member} is repackaged from its wheel to break it")
-            recipes[member] = generate(resolution.dists[member], resolution,
-                                       _wheel_context(ctx))
+            node = closure.nodes[member]
+            closure.recipes[member] = generate(node.dist, node.resolution,
+                                               replace(ctx, prefer_wheel=True))
+            closure.host[member] = set()
             continue
         for step in order.steps:
             if step.skip_tests:
-                recipes[step.name] = without_tests(recipes[step.name])
-        return order, recipes
+                closure.recipes[step.name] = without_tests(closure.recipes[step.name])
+        return order
 
 
-def _wheel_context(ctx: GenerateContext) -> GenerateContext:
-    from dataclasses import replace
-
-    return replace(ctx, prefer_wheel=True)
-
-
-def _requested(parsed: list[Requirement], decisions: dict[str, Decision],
-               recipes: dict[str, GeneratedRecipe],
-               resolution: Resolution) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _requested(parsed: list[Requirement],
+               closure: Closure) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The user's specs in conda terms (recorded), and exact pins on what we built.
 
     conda has no extras, so ``pkg[extra]`` is recorded as ``pkg`` plus what the extra adds.
     """
+    resolution = closure.resolution
     specs: list[str] = []
     pins: list[str] = []
     for req in parsed:
         name = canonicalize_name(req.name)
-        decision = decisions[name]
-        specs.append(conda_requirement(decision.conda_name, req.specifier))
-        recipe = recipes[name]
+        specs.append(conda_requirement(closure.decisions[name].conda_name, req.specifier))
+        recipe = closure.recipes[name]
         if recipe.spec.build_string:
             pins.append(f"{recipe.spec.name} =={recipe.spec.version} "
                         f"{recipe.spec.build_string}")
-    for name in sorted(_extra_roots(parsed, resolution)):
-        dist = resolution.dists[name]
+    for name in sorted(extra_roots(parsed, resolution)):
         wanted = [r for p in parsed for r in active_requirements(
             resolution.dists[canonicalize_name(p.name)].requires_dist,
             resolution.environment, tuple(sorted(p.extras)))
             if canonicalize_name(r.name) == name]
         spec = wanted[0].specifier if wanted else ""
-        specs.append(conda_requirement(decisions[dist.name].conda_name, spec))
+        specs.append(conda_requirement(closure.decisions[name].conda_name, spec))
     return tuple(dict.fromkeys(specs)), tuple(pins)
 
 
@@ -416,13 +311,19 @@ def build_jobs(plan: InstallPlan, work: WorkRoot) -> list[BuildJob]:
     jobs = []
     for step in plan.order.steps:
         recipe = plan.recipes[step.name]
-        path = write_recipe(recipe, work.recipe_dir(recipe.spec.name))
+        folder = recipe_folder(step.name, recipe)
+        path = write_recipe(recipe, work.recipe_dir(folder))
         subdir = "noarch" if recipe.spec.noarch else plan.target.platform
         file_name = f"{recipe.spec.name}-{recipe.spec.version}-{recipe.spec.build_string}.conda"
-        jobs.append(BuildJob(name=step.name, conda_name=recipe.spec.name, recipe=path,
+        jobs.append(BuildJob(name=step.name, conda_name=folder, recipe=path,
                              file_name=file_name, subdir=subdir, after=step.after,
                              skip_tests=step.skip_tests))
     return jobs
+
+
+def recipe_folder(key: str, recipe: GeneratedRecipe) -> str:
+    """``recipes/<conda name>``; a second version of a package gets ``<name>-<version>``."""
+    return recipe.spec.name if "==" not in key else f"{recipe.spec.name}-{recipe.spec.version}"
 
 
 def build_plan(plan: InstallPlan, req: InstallRequest,

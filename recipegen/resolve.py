@@ -53,6 +53,10 @@ class Resolution:
 
 
 
+class ResolutionConflict(RecipegenError):
+    """pip found the requirements themselves incompatible (not a missing package)."""
+
+
 def parse_requirement(text: str) -> Requirement:
     """A PEP 508 requirement from the command line, or a clear usage error."""
     try:
@@ -137,7 +141,9 @@ def resolve(requirements: list[str], *, python: Path | str,
             raise RecipegenError(f"pip's resolver did not finish within {timeout:.0f} s",
                                  hint="check PyPI's reachability and try again") from exc
         if proc.returncode != 0:
-            raise RecipegenError(
+            conflict = "ResolutionImpossible" in proc.stderr or "conflicting dependencies" \
+                in proc.stderr
+            raise (ResolutionConflict if conflict else RecipegenError)(
                 "pip could not resolve " + ", ".join(map(str, parsed)) + ":\n"
                 + _pip_error(proc.stderr),
                 hint="check the names, versions and extras; pip's reason is above",
