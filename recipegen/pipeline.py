@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from recipegen import channels as channels_mod
-from recipegen import localchannel
+from recipegen import localchannel, locks
 from recipegen.build import BuildJob, BuildOutcome, build_all
 from recipegen.channels import Availability
 from recipegen.errors import RecipegenError, UsageError
@@ -32,7 +32,7 @@ from recipegen.generate import (
     without_tests,
     write_recipe,
 )
-from recipegen.install import Solution, link, solve
+from recipegen.install import EnvChange, Solution, apply, solve
 from recipegen.mapping import NameMapper
 from recipegen.plan import (
     BuildOrder,
@@ -65,6 +65,7 @@ class InstallRequest:
     keep_going: bool = False
     mapping_overrides: dict[str, str] = field(default_factory=dict)
     grayskull_timeout: float = 300.0
+    protect: bool = True  # write the EXTERNALLY-MANAGED marker into the env
 
 
 @dataclass(frozen=True)
@@ -378,25 +379,38 @@ def build_jobs(plan: InstallPlan, work: WorkRoot) -> list[BuildJob]:
 
 
 def execute(plan: InstallPlan, req: InstallRequest, reporter: Reporter) -> InstallResult:
-    """Build everything the plan builds, then solve and link the env in one step."""
+    """Build everything the plan builds, then solve and link the env in one step.
+
+    Builds run under the work root's lock and touch only the work root; the env is
+    locked, read afresh (another process may have changed it meanwhile), solved and
+    changed only after every build has succeeded.
+    """
     work = WorkRoot.at(req.work_root)
-    jobs = build_jobs(plan, work)
     outcomes: list[BuildOutcome] = []
     user_channels = [c for c in plan.channels if c != work.channel.as_uri()]
-    if jobs:
-        reporter.phase("build", f"{len(jobs)} package(s), {req.jobs} at a time")
-        outcomes = build_all(jobs, work, user_channels, max_jobs=req.jobs,
-                             keep_going=req.keep_going,
-                             progress=lambda s, n, d: reporter.package(s, n, d))
-    reporter.phase("solve", "the env with " + ", ".join(plan.requested))
-    gateway = channels_mod.make_gateway(work.cache / "repodata", offline=req.offline)
-    channels = [work.channel.as_uri(), *user_channels]
-    major, minor = plan.python_version.split(".")[:2]
-    solution = solve(plan.target, list(plan.requested), channels, gateway=gateway,
-                     requested_specs=list(plan.requested),
-                     extra_specs=[*plan.pins, f"python {major}.{minor}.*"])
-    reporter.phase("install", f"{len(solution.changes)} change(s) in {plan.target.prefix}")
-    link(plan.target, solution)
+    with locks.work_root_locked(work.root, reporter.info):
+        jobs = build_jobs(plan, work)
+        if jobs:
+            reporter.phase("build", f"{len(jobs)} package(s), {req.jobs} at a time")
+            outcomes = build_all(jobs, work, user_channels, max_jobs=req.jobs,
+                                 keep_going=req.keep_going,
+                                 progress=lambda s, n, d: reporter.package(s, n, d))
+    with locks.prefix_locked(plan.target.prefix, reporter.info):
+        target = inspect_target(plan.target.prefix)
+        reporter.phase("solve", "the env with " + ", ".join(plan.requested))
+        gateway = channels_mod.make_gateway(work.cache / "repodata", offline=req.offline)
+        channels = [work.channel.as_uri(), *user_channels]
+        major, minor = plan.python_version.split(".")[:2]
+        with localchannel.locked(work.channel):
+            solution = solve(target, list(plan.requested), channels, gateway=gateway,
+                             requested_specs=list(plan.requested),
+                             extra_specs=[*plan.pins, f"python {major}.{minor}.*"])
+        reporter.phase("install", f"{len(solution.changes)} change(s) in {target.prefix}")
+        apply(target.prefix, EnvChange(records=solution.records,
+                                       requested_specs=solution.requested_specs,
+                                       update_specs=plan.requested,
+                                       recipe_dirs=(work.recipes,),
+                                       protect=req.protect), reporter)
     return InstallResult(plan, tuple(outcomes), solution)
 
 

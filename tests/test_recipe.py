@@ -64,7 +64,8 @@ def test_render_is_deterministic_and_ordered() -> None:
     text = render(spec)
     assert text == render(spec)
     keys = [line.split(":")[0] for line in text.splitlines() if line and line[0].isalpha()]
-    assert keys == ["context", "package", "source", "build", "requirements", "tests", "about"]
+    assert keys == ["context", "package", "source", "build", "requirements", "tests", "about",
+                    "extra"]
     assert text.endswith("\n") and not text.endswith("\n\n")
     assert '      - "demo = demo.cli:main"' in text
     assert "  license_file:\n    - \"LICENSE\"\n    - \"NOTICE\"" in text
