@@ -24,7 +24,7 @@ def build_tiny_channel(channel: Path, packages: dict[str, list[str]]) -> Path:
         recipe = {
             "package": {"name": name, "version": "1.0"},
             "build": {"number": 0, "noarch": "generic",
-                      "script": [f'mkdir -p "$PREFIX/share/tiny"',
+                      "script": ['mkdir -p "$PREFIX/share/tiny"',
                                  f'echo {name} > "$PREFIX/share/tiny/{name}.txt"']},
             "requirements": {"run": list(depends)},
             "about": {"summary": f"tiny test package {name}", "license": "MIT"},

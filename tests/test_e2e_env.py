@@ -260,7 +260,7 @@ def test_records_history_and_bytecode_are_conda_s(install, tmp_path: Path) -> No
     assert install(env, "idna==3.10").returncode == 0
     recs = records(env)
     for name, rec in recs.items():
-        assert CONDA_FIELDS <= set(rec), (name, CONDA_FIELDS - set(rec))
+        assert set(rec) >= CONDA_FIELDS, (name, CONDA_FIELDS - set(rec))
         assert rec["fn"] == rec["url"].rsplit("/", 1)[-1]
         assert rec["link"]["type"] == 1 and Path(rec["link"]["source"]).name == rec["fn"][:-6]
         assert all(not p.startswith("/") for p in rec["files"])
