@@ -137,7 +137,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         prefix=prefix,
         work_root=Path(args.work_root),
         channels=tuple(args.channel or ()) or _config_channels(),
-        constraints=tuple(Path(c) for c in args.constraints or ()),
+        constraints=tuple(Path(c).absolute() for c in args.constraints or ()),
         jobs=args.jobs,
         dry_run=args.dry_run,
         offline=args.offline,

@@ -12,21 +12,25 @@ from pathlib import Path
 from recipegen.localchannel import index
 
 
-def build_tiny_channel(channel: Path, packages: dict[str, list[str]]) -> Path:
+def build_tiny_channel(channel: Path, packages: dict[str, list[str] | dict]) -> Path:
     """Real ``noarch: generic`` packages, one file each (``share/tiny/NAME.txt``).
 
-    ``packages`` maps a name to its run dependencies. Built with rattler-build.
+    ``packages`` maps a name to its run dependencies, or to ``{"depends": [...],
+    "constrains": [...], "version": "1.0"}``. Built with rattler-build.
     """
     from rattler_build import Stage0Recipe, ToolConfiguration
 
     work = channel.parent / f".{channel.name}-build"
-    for name, depends in packages.items():
+    for name, spec in packages.items():
+        spec = spec if isinstance(spec, dict) else {"depends": spec}
+        depends = spec.get("depends", [])
         recipe = {
-            "package": {"name": name, "version": "1.0"},
+            "package": {"name": name, "version": spec.get("version", "1.0")},
             "build": {"number": 0, "noarch": "generic",
                       "script": ['mkdir -p "$PREFIX/share/tiny"',
                                  f'echo {name} > "$PREFIX/share/tiny/{name}.txt"']},
-            "requirements": {"run": list(depends)},
+            "requirements": {"run": list(depends),
+                             "run_constraints": list(spec.get("constrains", []))},
             "about": {"summary": f"tiny test package {name}", "license": "MIT"},
         }
         recipe_dir = work / name
