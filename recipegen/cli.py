@@ -225,13 +225,18 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from recipegen.envmeta import list_env
+    from recipegen.envmeta import list_env, unfinished_change
 
     prefix = _prefix(args.prefix)
     if not (prefix / "conda-meta").is_dir():
         raise UsageError(f"{prefix} is not a conda env (no conda-meta/)",
                          hint="pass -p with an existing env")
     packages = list_env(prefix)
+    unfinished = unfinished_change(prefix)
+    if unfinished:
+        print(f"warning: a change of this env was stopped while linking "
+              f"({unfinished.get('cmd', '?')}); run it again to complete the env",
+              file=sys.stderr)
     if args.json:
         print(json.dumps([{
             "name": p.name, "version": p.version, "build": p.build, "channel": p.channel,

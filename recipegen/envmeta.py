@@ -1,10 +1,12 @@
 """What conda expects to find in an env after a change, and what recipegen reads back.
 
-rattler links packages but leaves three things conda does: the ``requested_spec`` and
-``constrains`` fields of a record, compiled ``.pyc`` files for ``noarch: python`` packages
-(recorded as ``pyc_file`` paths, so removing the package removes them), and history
-(:mod:`recipegen.history`). :func:`complete` adds the first two to every record that lacks
-them, so it also heals an env where a change was interrupted.
+The contract is conda's (CEP 32, "Management and structure of conda environments").
+rattler links packages but leaves out some of it: the ``requested_spec``, ``constrains``
+and ``package_tarball_full_path`` fields of a record, the compiled ``.pyc`` files of
+``noarch: python`` packages (recorded as ``pyc_file`` paths, so removing the package
+removes them), and history (:mod:`recipegen.history`). :func:`complete` adds the fields
+and the bytecode wherever they are missing, so it also heals an env where a change was
+interrupted.
 
 Which packages recipegen built from PyPI is read from the package itself (its
 ``info/about.json`` carries ``extra.recipegen``, written by the recipe template) when it
@@ -15,6 +17,7 @@ whose record is gone is ignored (and pruned by the next recipegen change).
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import hashlib
 import json
@@ -145,6 +148,15 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+def _local_path(url: str) -> str | None:
+    """The file behind a ``file://`` URL (rattler keeps no copy of the archive)."""
+    if not url.startswith("file://"):
+        return None
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(url).path)
+
+
 def complete(prefix: Path, requested_specs: Iterable[str]) -> list[str]:
     """Give every record the fields conda writes that rattler leaves out; compile pycs.
 
@@ -161,7 +173,7 @@ def complete(prefix: Path, requested_specs: Iterable[str]) -> list[str]:
     loaded = [(p, json.loads(p.read_text())) for p in record_paths(prefix)]
     for path, record in loaded:
         before = json.dumps(record, sort_keys=True)
-        specs = by_name.get(record["name"], record.get("requested_specs") or [])
+        specs = by_name.get(record["name"], [])
         record["requested_specs"] = list(specs)
         if specs:
             record["requested_spec"] = specs[0]
@@ -172,10 +184,44 @@ def complete(prefix: Path, requested_specs: Iterable[str]) -> list[str]:
         record.setdefault("build_number", 0)
         if record.get("url") and not record.get("fn"):
             record["fn"] = record["url"].rsplit("/", 1)[-1]
+        tarball = _local_path(record.get("url") or "")
+        if tarball and not record.get("package_tarball_full_path") and os.path.isfile(tarball):
+            record["package_tarball_full_path"] = tarball
         if json.dumps(record, sort_keys=True) != before:
             _write_json(path, record)
     py = python_version(prefix)
     return compile_bytecode(prefix, loaded, py) if py else []
+
+
+# -- a change in progress ----------------------------------------------------------------
+# Linking is not atomic: a SIGKILL part-way leaves some packages linked. A journal written
+# before linking and removed after the env is complete again lets the next run (and
+# ``list``) say so; running any recipegen change then completes the env.
+
+_PENDING = Path("conda-meta") / "recipegen" / "pending.json"
+
+
+def begin_change(prefix: Path) -> None:
+    import sys
+    import time
+
+    path = prefix / _PENDING
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(path, {"pid": os.getpid(), "started": time.time(),
+                       "cmd": " ".join(["recipegen", *sys.argv[1:]])})
+
+
+def end_change(prefix: Path) -> None:
+    (prefix / _PENDING).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # leave no empty directory of ours behind
+        (prefix / _PENDING).parent.rmdir()
+
+
+def unfinished_change(prefix: Path) -> dict | None:
+    try:
+        return json.loads((prefix / _PENDING).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 # -- what recipegen built ----------------------------------------------------------------

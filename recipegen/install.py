@@ -178,16 +178,24 @@ def apply(prefix: Path, change: EnvChange, reporter) -> None:
     before_records = _installed_records(prefix)
     before = {dist_str(r) for r in envmeta.read_records(prefix)}
     specs = [MatchSpec(s)._match_spec for s in change.requested_specs]
+    unfinished = envmeta.unfinished_change(prefix)
+    if unfinished:
+        reporter.warn(f"an earlier change of this env was stopped while linking "
+                      f"({unfinished.get('cmd', '?')}); this change completes the env")
     with _deferred_signals(reporter):
+        envmeta.begin_change(prefix)
         try:
             asyncio.run(rattler_install(list(change.records), target_prefix=prefix,
                                         installed_packages=before_records, platform=None,
                                         show_progress=False, requested_specs=specs))
         except Exception as exc:
-            _roll_back(prefix, before_records, existed, reporter)
-            raise RecipegenError(f"linking the packages into {prefix} failed: {exc}",
-                                 hint="the env was put back as it was; check the disk space "
-                                 "and permissions, then try again") from exc
+            restored = _roll_back(prefix, before_records, existed, reporter)
+            if restored and prefix.exists():
+                envmeta.end_change(prefix)
+            raise RecipegenError(
+                f"linking the packages into {prefix} failed: {exc}",
+                hint=("the env was put back as it was; " if restored else "")
+                + "check the channels, disk space and permissions, then try again") from exc
         envmeta.complete(prefix, change.requested_specs)
         envmeta.record_provenance(prefix, change.recipe_dirs)
         after = {dist_str(r) for r in envmeta.read_records(prefix)}
@@ -196,21 +204,26 @@ def apply(prefix: Path, change: EnvChange, reporter) -> None:
                                       remove_specs=change.remove_specs,
                                       tool_version=__version__)
         protect.after_change(prefix, skip=not change.protect)
+        envmeta.end_change(prefix)
 
 
-def _roll_back(prefix: Path, before: list, existed: bool, reporter) -> None:
+def _roll_back(prefix: Path, before: list, existed: bool, reporter) -> bool:
+    """Link the package set of before the change again; False if that failed too."""
+    from rattler import MatchSpec
     from rattler import install as rattler_install
 
+    specs = [MatchSpec(s)._match_spec for r in before for s in r.requested_specs]
     try:
         asyncio.run(rattler_install(before, target_prefix=prefix,
                                     installed_packages=_installed_records(prefix),
-                                    show_progress=False))
+                                    show_progress=False, requested_specs=specs))
     except Exception as exc:  # the env is now part old, part new: say exactly that
         reporter.warn(f"could not put {prefix} back as it was ({exc}); run the same "
                       "command again to finish the change")
-        return
+        return False
     if not existed:
         shutil.rmtree(prefix, ignore_errors=True)
+    return True
 
 
 # -- removing -------------------------------------------------------------------------------

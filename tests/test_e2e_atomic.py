@@ -187,3 +187,36 @@ def test_a_second_process_waits_and_says_for_whom(tmp_path: Path) -> None:
     holder.communicate("go\n", timeout=60)
     thread.join(60)
     assert got.is_set()
+
+
+def test_a_failed_link_puts_the_env_back(tmp_path: Path, monkeypatch) -> None:
+    """rattler fails part-way (a package archive vanished): the old package set returns."""
+    import asyncio
+    import shutil
+
+    from rattler import Channel, VirtualPackage, solve
+
+    from recipegen.errors import RecipegenError
+    from recipegen.install import EnvChange, apply
+    from recipegen.progress import Reporter
+
+    monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler-cache"))
+    channel = build_tiny_channel(tmp_path / "tiny", {"libb": [], "libc": ["libb"],
+                                                     "extra": ["libb"]})
+    env = tmp_path / "env"
+    link_env(env, [channel.as_uri()], ["libc"])
+    before = snapshot(env)
+    records_after = asyncio.run(solve(sources=[Channel(channel.as_uri())],
+                                      specs=["extra", "libb"], platforms=["linux-64", "noarch"],
+                                      virtual_packages=VirtualPackage.detect()))
+    for archive in (channel / "noarch").glob("extra-*.conda"):
+        archive.unlink()  # not in the (fresh) cache either: fetching it fails
+    shutil.rmtree(tmp_path / "rattler-cache" / "pkgs" / "extra", ignore_errors=True)
+    with pytest.raises(RecipegenError, match="linking the packages"):
+        apply(env, EnvChange(records=tuple(records_after), requested_specs=("extra", "libb")),
+              Reporter("quiet"))
+    after = snapshot(env)
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    assert changed <= {k for k in before if k.startswith("conda-meta/libc-")}, changed
+    assert set(records(env)) == {"libb", "libc"}
+    assert (env / "share" / "tiny" / "libc.txt").is_file()

@@ -137,6 +137,10 @@ def test_remove_refuses_what_others_need(tiny: Path, tmp_path: Path) -> None:
     assert snapshot(env) == before
 
 
+#: What recipegen adds to records rattler wrote (conda writes them, rattler does not).
+ADDED_FIELDS = ("constrains", "requested_spec", "package_tarball_full_path")
+
+
 def test_remove_takes_only_what_was_named(tiny: Path, tmp_path: Path) -> None:
     env = _tiny_env(tiny, tmp_path / "env")
     before, before_records = snapshot(env), records(env)
@@ -152,7 +156,7 @@ def test_remove_takes_only_what_was_named(tiny: Path, tmp_path: Path) -> None:
                        next(k for k in before if k.startswith("conda-meta/tool-"))}
     # The other records only gained the fields conda writes and rattler does not.
     for name, rec in after_records.items():
-        assert {k: v for k, v in rec.items() if k not in ("constrains", "requested_spec")} == \
+        assert {k: v for k, v in rec.items() if k not in ADDED_FIELDS} == \
             before_records[name], name
     assert after_records["libc"]["requested_specs"] == ["libc"]
 
@@ -252,7 +256,8 @@ def test_install_editable_project(install, tmp_path: Path) -> None:
 #: Every field conda reads from a conda-meta record that a package can have.
 CONDA_FIELDS = {"name", "version", "build", "build_number", "channel", "url", "fn", "sha256",
                 "md5", "depends", "constrains", "files", "paths_data", "link", "subdir",
-                "requested_specs"}
+                "requested_specs", "package_tarball_full_path", "extracted_package_dir",
+                "size", "timestamp", "license"}
 
 
 def test_records_history_and_bytecode_are_conda_s(install, tmp_path: Path) -> None:
