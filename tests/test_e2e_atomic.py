@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,7 +193,6 @@ def test_a_second_process_waits_and_says_for_whom(tmp_path: Path) -> None:
 def test_a_failed_link_puts_the_env_back(tmp_path: Path, monkeypatch) -> None:
     """rattler fails part-way (a package archive vanished): the old package set returns."""
     import asyncio
-    import shutil
 
     from rattler import Channel, VirtualPackage, solve
 
@@ -220,3 +220,45 @@ def test_a_failed_link_puts_the_env_back(tmp_path: Path, monkeypatch) -> None:
     assert changed <= {k for k in before if k.startswith("conda-meta/libc-")}, changed
     assert set(records(env)) == {"libb", "libc"}
     assert (env / "share" / "tiny" / "libc.txt").is_file()
+
+
+def _normalized(prefix: Path) -> dict[str, object]:
+    """A snapshot where records compare as JSON (key order is rattler's or ours)."""
+    out: dict[str, object] = {}
+    for key, value in snapshot(prefix).items():
+        if key == "conda-meta/history":
+            continue
+        if key.startswith("conda-meta/") and key.endswith(".json"):
+            out[key] = json.loads((prefix / key).read_text())
+        else:
+            out[key] = value
+    return out
+
+
+def test_kill_while_linking_then_the_same_command_completes_the_env(
+        seed_channel: Path, work: Path, tmp_path: Path) -> None:
+    """Linking is not atomic (rattler links package by package); a SIGKILL there leaves a
+    partial env that the next recipegen change completes, to the same bytes as a clean
+    install."""
+    env = tmp_path / "env"
+    cmd = [sys.executable, "-m", "recipegen", "install", "idna==3.10", "-p", str(env), "-c",
+           str(seed_channel), "--work-root", str(work), "--constraints", str(HTTPX_CLOSURE),
+           "-y", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(), stdin=subprocess.DEVNULL)
+    for line in proc.stdout:
+        if '"phase": "install"' in line:
+            proc.kill()
+            break
+    proc.communicate(timeout=300)
+    again = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=900,
+                           check=False)
+    assert again.returncode == 0, again.stderr
+    assert not (env / "conda-meta" / "recipegen" / "pending.json").exists()
+    recovered = _normalized(env)
+    assert History(env).state() == {dist_str(r) for r in records(env).values()}
+    shutil.rmtree(env)
+    clean = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=900,
+                           check=False)
+    assert clean.returncode == 0, clean.stderr
+    assert recovered == _normalized(env)
