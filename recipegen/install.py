@@ -3,7 +3,9 @@
 ``rattler.install`` makes the prefix hold exactly the records it is given, so an install
 is always "solve everything that should be there, then link that set": the user's new
 specs plus every spec they asked for before, with the installed packages as locked
-preferences so nothing moves without a reason.
+preferences so nothing moves without a reason. A removal is the installed set without
+some records. :func:`apply` is the one place that changes an env: link, then write what
+conda would have written (records' fields, bytecode, history, the PEP 668 marker).
 """
 
 from __future__ import annotations
@@ -129,10 +131,6 @@ class EnvChange:
     remove_specs: tuple[str, ...] = ()  # history: what this change removed
     recipe_dirs: tuple[Path, ...] = ()  # where recipes of packages built here live
     protect: bool = True  # write the EXTERNALLY-MANAGED marker (unless turned off)
-
-
-def installed_records(prefix: Path) -> list:
-    return _installed_records(prefix)
 
 
 @contextlib.contextmanager
