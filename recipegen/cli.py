@@ -123,18 +123,29 @@ def cmd_install(args: argparse.Namespace) -> int:
     from recipegen.pipeline import InstallRequest, execute, make_plan
 
     reporter = _reporter(args)
+    prefix = _prefix(args.prefix)
+    specs = list(args.specs)
+    project = None
+    if args.editable:
+        from recipegen.editable import read_project
+
+        project = read_project(Path(args.editable), *_project_python(prefix))
+        specs += [s for s in project.specs if s not in specs]
+    if not specs:
+        raise UsageError("nothing to install: give a requirement or -e PATH")
     req = InstallRequest(
-        specs=tuple(args.specs),
-        prefix=_prefix(args.prefix),
+        specs=tuple(specs),
+        prefix=prefix,
         work_root=Path(args.work_root),
         channels=tuple(args.channel or ()) or _config_channels(),
-        constraints=tuple(Path(c) for c in args.constraints or ()),
+        constraints=tuple(Path(c).absolute() for c in args.constraints or ()),
         jobs=args.jobs,
         dry_run=args.dry_run,
         offline=args.offline,
         keep_going=args.keep_going,
         mapping_overrides=_overrides(args),
         grayskull_timeout=args.grayskull_timeout,
+        protect=not args.no_protect,
     )
     for c in req.constraints:
         if not c.is_file():
@@ -153,6 +164,13 @@ def cmd_install(args: argparse.Namespace) -> int:
         print("Aborted: nothing was changed.", file=sys.stderr)
         return 1
     result = execute(plan, req, reporter)
+    if project is not None:
+        from recipegen.editable import pip_install_editable
+        from recipegen.locks import prefix_locked
+
+        reporter.phase("editable", f"pip install -e {project.path} (no deps, no isolation)")
+        with prefix_locked(plan.target.prefix, reporter.info):
+            pip_install_editable(plan.target.prefix, project.path)
     changes = [asdict(c) for c in result.solution.changes] if result.solution else []
     if args.json:
         reporter.result({**_plan_json(plan),
@@ -165,6 +183,8 @@ def cmd_install(args: argparse.Namespace) -> int:
         for c in changes:
             arrow = f"{c['old'] or '-'} -> {c['new'] or '-'}"
             print(f"  {c['name']:<28} {arrow}")
+        if project is not None:
+            print(f"  {project.name:<28} {project.version} (editable: {project.path})")
         print(f"Installed into {plan.target.prefix}.")
     return 0
 
@@ -255,6 +275,104 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _project_python(prefix: Path) -> tuple[Path, dict[str, str]]:
+    """The python that reads a project's metadata, and its marker values."""
+    from recipegen.target import inspect_target, marker_environment
+
+    target = inspect_target(prefix)
+    python = target.python_exe if target.python_version else Path(sys.executable)
+    return python, marker_environment(python)
+
+
+# -- remove, list, protect -----------------------------------------------------------------
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from recipegen.remove import remove
+
+    reporter = _reporter(args)
+    prefix = _prefix(args.prefix)
+    result = remove(prefix, args.packages, prune=args.prune, force=args.force,
+                    dry_run=args.dry_run, reporter=reporter)
+    gone = list(result.removal.remove) if result.removal else []
+    pruned = list(result.removal.pruned) if result.removal else []
+    if args.json:
+        reporter.result({"prefix": str(prefix), "dry_run": result.dry_run, "removed": gone,
+                         "pruned": pruned, "pip_removed": list(result.pip_removed),
+                         "broken": {k: list(v) for k, v in
+                                    (result.removal.broken if result.removal else {}).items()}})
+    elif not args.quiet:
+        verb = "Would remove" if result.dry_run else "Removed"
+        for name in [*gone, *result.pip_removed]:
+            print(f"  {verb.lower():<13} {name}")
+        for name in pruned:
+            print(f"  {verb.lower():<13} {name} (no longer needed)")
+        print(f"{verb} from {prefix}." if not result.dry_run else "Dry run: nothing changed.")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from recipegen.envmeta import list_env, unfinished_change
+
+    prefix = _prefix(args.prefix)
+    if not (prefix / "conda-meta").is_dir():
+        raise UsageError(f"{prefix} is not a conda env (no conda-meta/)",
+                         hint="pass -p with an existing env")
+    packages = list_env(prefix)
+    unfinished = unfinished_change(prefix)
+    if unfinished:
+        print(f"warning: a change of this env was stopped while linking "
+              f"({unfinished.get('cmd', '?')}); run it again to complete the env",
+              file=sys.stderr)
+    if args.json:
+        print(json.dumps([{
+            "name": p.name, "version": p.version, "build": p.build, "channel": p.channel,
+            "installer": p.kind, "requested_spec": p.requested,
+            "recipegen": (asdict(p.provenance) if p.provenance else None),
+            "editable": p.editable} for p in packages], indent=2))
+        return 0
+    print(f"# packages in environment at {prefix}:")
+    print(f"# {'Name':<26} {'Version':<14} {'Build':<22} Channel / origin")
+    for p in packages:
+        if p.editable:
+            origin = f"pypi (editable: {p.editable})"
+        elif p.provenance:
+            recipe = p.provenance.recipe or "recipe inside the package: info/recipe/recipe.yaml"
+            origin = (f"recipegen from PyPI {p.provenance.pypi_name}=="
+                      f"{p.provenance.pypi_version} ({recipe})")
+        else:
+            origin = p.channel
+        print(f"{p.name:<28} {p.version:<14} {p.build:<22} {origin}")
+    return 0
+
+
+def cmd_protect(args: argparse.Namespace) -> int:
+    from recipegen import protect
+
+    prefix = _prefix(args.prefix)
+    if not (prefix / "conda-meta").is_dir():
+        raise UsageError(f"{prefix} is not a conda env (no conda-meta/)",
+                         hint="pass -p with an existing env")
+    if args.on:
+        state = protect.enable(prefix)
+    elif args.off:
+        state = protect.disable(prefix)
+    else:
+        state = protect.status(prefix)
+    if state.marker is None:
+        raise UsageError(f"{prefix} has no python, so there is nothing to protect")
+    if args.on and state.on and not state.ours:
+        print(f"{state.marker} was written by someone else; it was left as it is",
+              file=sys.stderr)
+    if args.json:
+        print(json.dumps({"prefix": str(prefix), "marker": str(state.marker),
+                          "protected": state.on, "by_recipegen": state.ours}))
+    else:
+        word = "on" if state.on else "off"
+        print(f"protection is {word} for {prefix} ({state.marker})")
+    return 0
+
+
 # -- map -------------------------------------------------------------------------------------
 
 
@@ -314,7 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_seed)
 
     p = sub.add_parser("install", help="build what the channels lack and install into an env")
-    p.add_argument("specs", nargs="+", metavar="SPEC", help="PEP 508 requirement")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="PEP 508 requirement")
+    p.add_argument("-e", "--editable", metavar="PATH",
+                   help="a project directory: its dependencies as conda packages, then the "
+                   "project itself with 'pip install -e'")
+    p.add_argument("--no-protect", action="store_true",
+                   help="do not write the EXTERNALLY-MANAGED marker that stops plain pip")
     p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
     p.add_argument("-c", "--channel", action="append",
                    help="conda channel (name, URL or directory); repeatable")
@@ -374,6 +497,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a PyPI→conda name mapping; repeatable")
     _common(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("remove", help="remove packages from an env; every other one stays")
+    p.add_argument("packages", nargs="+", metavar="PKG", help="conda or PyPI name")
+    p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
+    p.add_argument("--prune", action="store_true",
+                   help="also remove dependencies that nothing else needs")
+    p.add_argument("--force", action="store_true",
+                   help="remove even if other packages need it (they break)")
+    p.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
+    _common(p, work_root=False)
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("list", help="the env's packages; what recipegen built is marked")
+    p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("protect", help="turn the EXTERNALLY-MANAGED marker (stops plain pip) "
+                       "on or off; without --on/--off, show it")
+    p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--on", action="store_true", help="protect the env")
+    group.add_argument("--off", action="store_true", help="let plain pip write again")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_protect)
 
     p = sub.add_parser("map", help="show the conda name of PyPI packages and its source")
     p.add_argument("names", nargs="+", metavar="NAME")

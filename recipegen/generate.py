@@ -435,6 +435,7 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
         python_min=python_min,
         test_python_min=conda_forge and pure,
         maintainers=ctx.maintainers if conda_forge else (),
+        provenance=not conda_forge,
         notes=tuple(str(n) for n in notes if n.action != "dropped" or n.subject[0] != "["),
     )
     if not conda_forge:

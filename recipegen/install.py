@@ -3,17 +3,26 @@
 ``rattler.install`` makes the prefix hold exactly the records it is given, so an install
 is always "solve everything that should be there, then link that set": the user's new
 specs plus every spec they asked for before, with the installed packages as locked
-preferences so nothing moves without a reason.
+preferences so nothing moves without a reason. A removal is the installed set without
+some records. :func:`apply` is the one place that changes an env: link, then write what
+conda would have written (records' fields, bytecode, history, the PEP 668 marker).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipegen.errors import RecipegenError
+from recipegen import __version__
+from recipegen.errors import RecipegenError, UsageError
 from recipegen.target import Target
 
 
@@ -108,23 +117,195 @@ def readable_solver_error(text: str) -> str:
     return "\n".join("  " + line for line in lines[:40])
 
 
-def link(target: Target, solution: Solution) -> None:
-    """Make the prefix hold exactly ``solution.records``; record the requested specs."""
+
+# -- changing the env ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvChange:
+    """One change of an env: the exact package set after it, and what to remember."""
+
+    records: tuple  # every record the env holds afterwards (RepoDataRecord / PrefixRecord)
+    requested_specs: tuple[str, ...]  # every spec the user has asked for in this env
+    update_specs: tuple[str, ...] = ()  # history: what this change asked for
+    remove_specs: tuple[str, ...] = ()  # history: what this change removed
+    recipe_dirs: tuple[Path, ...] = ()  # where recipes of packages built here live
+    protect: bool = True  # write the EXTERNALLY-MANAGED marker (unless turned off)
+
+
+@contextlib.contextmanager
+def _deferred_signals(reporter) -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the env is consistent again, then say so."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum))
+                for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if received:
+            reporter.warn("interrupted while changing the env: the change was finished "
+                          "first, so the env is consistent")
+
+
+def apply(prefix: Path, change: EnvChange, reporter) -> None:
+    """Make the prefix hold exactly ``change.records``, then write what conda expects.
+
+    The caller holds the prefix lock. Linking cannot be interrupted by Ctrl-C; if rattler
+    fails part-way, the previous package set is linked back.
+    """
     from rattler import MatchSpec
     from rattler import install as rattler_install
 
+    from recipegen import envmeta, protect
+    from recipegen.history import History, dist_str
+
+    existed = prefix.exists()
     try:
-        target.prefix.mkdir(parents=True, exist_ok=True)
-        if not os.access(target.prefix, os.W_OK):
-            raise PermissionError(f"{target.prefix} is not writable")
+        prefix.mkdir(parents=True, exist_ok=True)
+        if not os.access(prefix, os.W_OK):
+            raise PermissionError(f"{prefix} is not writable")
     except OSError as exc:
-        raise RecipegenError(f"cannot write to the prefix {target.prefix}: {exc}",
+        raise RecipegenError(f"cannot write to the prefix {prefix}: {exc}",
                              hint="choose a prefix you can write with -p") from exc
-    asyncio.run(rattler_install(
-        list(solution.records),
-        target_prefix=target.prefix,
-        installed_packages=_installed_records(target.prefix),
-        platform=None,
-        show_progress=False,
-        requested_specs=[MatchSpec(s)._match_spec for s in solution.requested_specs],
-    ))
+    before_records = _installed_records(prefix)
+    before = {dist_str(r) for r in envmeta.read_records(prefix)}
+    specs = [MatchSpec(s)._match_spec for s in change.requested_specs]
+    unfinished = envmeta.unfinished_change(prefix)
+    if unfinished:
+        reporter.warn(f"an earlier change of this env was stopped while linking "
+                      f"({unfinished.get('cmd', '?')}); this change completes the env")
+    with _deferred_signals(reporter):
+        envmeta.begin_change(prefix)
+        try:
+            asyncio.run(rattler_install(list(change.records), target_prefix=prefix,
+                                        installed_packages=before_records, platform=None,
+                                        show_progress=False, requested_specs=specs))
+        except Exception as exc:
+            restored = _roll_back(prefix, before_records, existed, reporter)
+            if restored and prefix.exists():
+                envmeta.end_change(prefix)
+            raise RecipegenError(
+                f"linking the packages into {prefix} failed: {exc}",
+                hint=("the env was put back as it was; " if restored else "")
+                + "check the channels, disk space and permissions, then try again") from exc
+        envmeta.complete(prefix, change.requested_specs)
+        envmeta.record_provenance(prefix, change.recipe_dirs)
+        after = {dist_str(r) for r in envmeta.read_records(prefix)}
+        History(prefix).record_change(before, after, cmd=["recipegen", *sys.argv[1:]],
+                                      update_specs=change.update_specs,
+                                      remove_specs=change.remove_specs,
+                                      tool_version=__version__)
+        protect.after_change(prefix, skip=not change.protect)
+        envmeta.end_change(prefix)
+
+
+def _roll_back(prefix: Path, before: list, existed: bool, reporter) -> bool:
+    """Link the package set of before the change again; False if that failed too."""
+    from rattler import MatchSpec
+    from rattler import install as rattler_install
+
+    specs = [MatchSpec(s)._match_spec for r in before for s in r.requested_specs]
+    try:
+        asyncio.run(rattler_install(before, target_prefix=prefix,
+                                    installed_packages=_installed_records(prefix),
+                                    show_progress=False, requested_specs=specs))
+    except Exception as exc:  # the env is now part old, part new: say exactly that
+        reporter.warn(f"could not put {prefix} back as it was ({exc}); run the same "
+                      "command again to finish the change")
+        return False
+    if not existed:
+        shutil.rmtree(prefix, ignore_errors=True)
+    return True
+
+
+# -- removing -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What ``recipegen remove`` will do, decided from the records alone."""
+
+    remove: tuple[str, ...]  # conda names asked for
+    pruned: tuple[str, ...]  # dependencies nothing else needs any more (--prune)
+    broken: dict[str, tuple[str, ...]]  # with --force: package → dependents left without it
+    keep: tuple  # PrefixRecords that stay
+    requested_specs: tuple[str, ...]
+    remove_specs: tuple[str, ...]
+
+    @property
+    def gone(self) -> tuple[str, ...]:
+        return tuple(sorted({*self.remove, *self.pruned}))
+
+
+def _depends_names(record) -> set[str]:
+    names = set()
+    for dep in record.depends:
+        name = dep.split()[0].split("[")[0]
+        if not name.startswith("__"):
+            names.add(name)
+    return names
+
+
+def plan_removal(prefix: Path, names: list[str], *, prune: bool = False,
+                 force: bool = False, aliases: dict[str, str] | None = None) -> Removal:
+    """Which records go, refusing to break a dependency unless ``force``.
+
+    ``aliases`` maps other names (a package's PyPI name) to conda names.
+    """
+    records = {r.name.normalized: r for r in _installed_records(prefix)}
+    if not records:
+        raise UsageError(f"{prefix} is not a conda env with packages (no conda-meta records)",
+                         hint="pass -p with an existing env")
+    aliases = aliases or {}
+    wanted: list[str] = []
+    for raw in names:
+        name = raw.strip().lower()
+        conda = name if name in records else aliases.get(name)
+        if conda is None:
+            raise UsageError(f"{raw} is not installed in {prefix}",
+                             hint="see what is with: recipegen list -p " + str(prefix))
+        if conda not in wanted:
+            wanted.append(conda)
+    gone = set(wanted)
+    dependents = {n: sorted(o for o, r in records.items()
+                            if o not in gone and n in _depends_names(r)) for n in wanted}
+    needed = {n: tuple(d) for n, d in dependents.items() if d}
+    if needed and not force:
+        lines = [f"  {n} is needed by {', '.join(d)}" for n, d in sorted(needed.items())]
+        raise RecipegenError("nothing was removed; other packages still need what you "
+                             "asked to remove:\n" + "\n".join(lines),
+                             hint="remove those too, or pass --force to remove anyway "
+                             "(they will be broken)")
+    pruned: set[str] = set()
+    if prune:
+        requested = {n for n, r in records.items() if _specs_of(r)}
+        candidates: set[str] = set()
+        frontier = set(gone)
+        while frontier:  # everything the removed packages needed, transitively
+            deps = set().union(*(_depends_names(records[n]) for n in frontier)) & set(records)
+            frontier = deps - candidates - gone
+            candidates |= frontier
+        while True:
+            left = [r for n, r in records.items() if n not in gone | pruned]
+            used = set().union(*(_depends_names(r) for r in left))
+            extra = {n for n in candidates - pruned
+                     if n not in used and n not in requested and n != "python"}
+            if not extra:
+                break
+            pruned |= extra
+    keep = tuple(r for n, r in records.items() if n not in gone | pruned)
+    kept_specs = [s for n, r in sorted(records.items()) if n not in gone | pruned
+                  for s in _specs_of(r)]
+    return Removal(tuple(wanted), tuple(sorted(pruned)), needed, keep, tuple(kept_specs),
+                   remove_specs=tuple(wanted))
+
+
+def _specs_of(record) -> list[str]:
+    return list(record.requested_specs) or ([record.requested_spec]
+                                            if record.requested_spec else [])

@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from recipegen import channels as channels_mod
-from recipegen import localchannel
+from recipegen import localchannel, locks
 from recipegen.build import BuildJob, BuildOutcome, build_all
 from recipegen.channels import Availability
 from recipegen.closure import Closure, ClosureBuilder, extra_roots
@@ -31,7 +31,7 @@ from recipegen.generate import (
     without_tests,
     write_recipe,
 )
-from recipegen.install import Solution, link, solve
+from recipegen.install import EnvChange, Solution, apply, solve
 from recipegen.mapping import NameMapper
 from recipegen.plan import (
     BuildOrder,
@@ -67,6 +67,7 @@ class InstallRequest:
     maintainers: tuple[str, ...] = ()
     use_channels: bool = True  # False: plan as if no channel had anything (generate)
     follow: bool = True  # False: recipes for the requested packages only (generate)
+    protect: bool = True  # write the EXTERNALLY-MANAGED marker into the env
 
 
 @dataclass(frozen=True)
@@ -345,18 +346,31 @@ def user_channels(plan: InstallPlan, work: WorkRoot) -> list[str]:
 
 
 def execute(plan: InstallPlan, req: InstallRequest, reporter: Reporter) -> InstallResult:
-    """Build everything the plan builds, then solve and link the env in one step."""
+    """Build everything the plan builds, then solve and link the env in one step.
+
+    Builds run under the work root's lock and touch only the work root; the env is
+    locked, read afresh (another process may have changed it meanwhile), solved and
+    changed only after every build has succeeded.
+    """
     work = WorkRoot.at(req.work_root)
-    outcomes = build_plan(plan, req, reporter)
-    reporter.phase("solve", "the env with " + ", ".join(plan.requested))
-    gateway = channels_mod.make_gateway(work.cache / "repodata", offline=req.offline)
-    channels = [work.channel.as_uri(), *user_channels(plan, work)]
-    major, minor = plan.python_version.split(".")[:2]
-    solution = solve(plan.target, list(plan.requested), channels, gateway=gateway,
-                     requested_specs=list(plan.requested),
-                     extra_specs=[*plan.pins, f"python {major}.{minor}.*"])
-    reporter.phase("install", f"{len(solution.changes)} change(s) in {plan.target.prefix}")
-    link(plan.target, solution)
+    with locks.work_root_locked(work.root, reporter.info):
+        outcomes = build_plan(plan, req, reporter)
+    with locks.prefix_locked(plan.target.prefix, reporter.info):
+        target = inspect_target(plan.target.prefix)
+        reporter.phase("solve", "the env with " + ", ".join(plan.requested))
+        gateway = channels_mod.make_gateway(work.cache / "repodata", offline=req.offline)
+        channels = [work.channel.as_uri(), *user_channels(plan, work)]
+        major, minor = plan.python_version.split(".")[:2]
+        with localchannel.locked(work.channel):
+            solution = solve(target, list(plan.requested), channels, gateway=gateway,
+                             requested_specs=list(plan.requested),
+                             extra_specs=[*plan.pins, f"python {major}.{minor}.*"])
+        reporter.phase("install", f"{len(solution.changes)} change(s) in {target.prefix}")
+        apply(target.prefix, EnvChange(records=solution.records,
+                                       requested_specs=solution.requested_specs,
+                                       update_specs=plan.requested,
+                                       recipe_dirs=(work.recipes,),
+                                       protect=req.protect), reporter)
     return InstallResult(plan, tuple(outcomes), solution)
 
 

@@ -59,6 +59,7 @@ class RecipeSpec:
     python_min: str | None = None  # a recipe-level override of conda-forge's python_min
     test_python_min: bool = False  # test on ${{ python_min }}.* and the newest python
     maintainers: tuple[str, ...] = ()
+    provenance: bool = False  # extra.recipegen (PyPI name and version): local builds only
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def content_hash(self) -> str:

@@ -60,11 +60,13 @@ def test_build_script_jinja_is_left_for_rattler_build() -> None:
 
 
 def test_render_is_deterministic_and_ordered() -> None:
-    spec = _spec(entry_points=("demo = demo.cli:main",), license_files=("LICENSE", "NOTICE"))
+    spec = _spec(entry_points=("demo = demo.cli:main",), license_files=("LICENSE", "NOTICE"),
+                 provenance=True)
     text = render(spec)
     assert text == render(spec)
     keys = [line.split(":")[0] for line in text.splitlines() if line and line[0].isalpha()]
-    assert keys == ["context", "package", "source", "build", "requirements", "tests", "about"]
+    assert keys == ["context", "package", "source", "build", "requirements", "tests", "about",
+                    "extra"]
     assert text.endswith("\n") and not text.endswith("\n\n")
     assert '      - "demo = demo.cli:main"' in text
     assert "  license_file:\n    - \"LICENSE\"\n    - \"NOTICE\"" in text
@@ -85,3 +87,8 @@ def test_quoting_helpers() -> None:
     assert yaml_quote('a"b\\c\n') == '"a\\"b\\\\c\\n"'
     assert jinja_literal("plain") == "plain"
     assert jinja_literal("${{ x }}") == '${{ "${{ x }}" }}'
+
+
+def test_provenance_only_when_asked() -> None:
+    assert "recipegen:" not in render(_spec())
+    assert "  recipegen:\n    pypi_name: \"demo\"" in render(_spec(provenance=True))
