@@ -38,6 +38,8 @@ class BuildJob:
     subdir: str  # "noarch" or the target platform
     after: frozenset[str] = frozenset()
     skip_tests: bool = False
+    #: The package's build time (seconds since the epoch): fixed, so rebuilds are identical.
+    timestamp: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ def run_one(job: BuildJob, work: WorkRoot, channels: list[str]) -> BuildOutcome:
         "output_dir": str(staging / "out"),
         "channels": [work.channel.as_uri(), *channels],
         "skip_tests": job.skip_tests,
+        "timestamp": job.timestamp,
         "answer": str(answer),
     }
     start = time.monotonic()

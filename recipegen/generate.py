@@ -38,8 +38,11 @@ from recipegen.upstream import UpstreamRecipe, run_grayskull
 
 PIP_INSTALL_SDIST = "${{ PYTHON }} -m pip install . -vv --no-deps --no-build-isolation"
 #: pip records the (temporary) build directory in ``direct_url.json``; a conda package must
-#: not carry it (``pip freeze`` would show ``pkg @ file:///...`` and builds would differ).
-DROP_DIRECT_URL = 'rm -f "$SP_DIR"/*.dist-info/direct_url.json'
+#: not carry it (``pip freeze`` would show ``pkg @ file:///...`` and builds would differ),
+#: nor the ``RECORD`` line naming it (its hash depends on the build directory).
+DROP_DIRECT_URL = ('for d in "$SP_DIR"/*.dist-info; do if [ -f "$d/direct_url.json" ]; then '
+                   'rm -f "$d/direct_url.json"; sed -i "/\\/direct_url\\.json,/d" "$d/RECORD"; '
+                   'fi; done')
 #: Build backends that compile: their packages are never ``noarch: python``.
 COMPILING_BACKENDS = ("maturin", "scikit_build_core", "mesonpy", "setuptools_rust", "cmake")
 COMPILED_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".pyx", ".rs", ".f90", ".f")
@@ -73,6 +76,7 @@ class GeneratedRecipe:
     host_requirements: tuple[str, ...]  # PEP 508, PyPI names: build-time dependencies
     run_requirements: tuple[str, ...]  # PEP 508, PyPI names: what the package needs to run
     source_sha256: str
+    source_time: int | None = None  # the source file's upload time (the package's timestamp)
 
     @property
     def name(self) -> str:
@@ -270,6 +274,7 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
                  *conda_requirements(run, ctx.mapper, ("python",)))
     if sdist is not None:
         source_url, sha256, file_name, kind = sdist.url, sdist.sha256, None, "sdist"
+        source_time = sdist.upload_epoch
         script = (PIP_INSTALL_SDIST, DROP_DIRECT_URL)
     else:
         assert wheel is not None
@@ -277,6 +282,7 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
             raise RecipegenError(f"refusing wheel file name {wheel.filename!r} from PyPI",
                                  package=dist.name)
         source_url, sha256, file_name, kind = wheel.url, wheel.sha256, wheel.filename, "wheel"
+        source_time = wheel.upload_epoch
         script = (f"${{{{ PYTHON }}}} -m pip install ./{wheel.filename} -vv --no-deps "
                   "--no-build-isolation", DROP_DIRECT_URL)
         notes.append("No sdist on PyPI: this recipe repackages the py3-none-any wheel.")
@@ -311,6 +317,7 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
         host_requirements=tuple(str(r) for r in host),
         run_requirements=tuple(str(_strip_marker(r)) for r in run),
         source_sha256=sha256,
+        source_time=source_time,
     )
 
 
