@@ -44,6 +44,7 @@ from recipegen.plan import (
 )
 from recipegen.progress import Reporter
 from recipegen.pypi import PyPI
+from recipegen.reproducible import FALLBACK_TIMESTAMP
 from recipegen.resolve import Resolution, parse_requirement, resolve
 from recipegen.specs import conda_requirement
 from recipegen.target import Target, inspect_target
@@ -79,6 +80,8 @@ class InstallPlan:
     order: BuildOrder
     requested: tuple[str, ...]  # the user's specs as conda specs (recorded in conda-meta)
     pins: tuple[str, ...]  # exact builds of requested packages (steer the solve)
+    #: Exact builds the final solve may pick and no other (a locked install's whole env).
+    constraints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -373,35 +376,68 @@ def build_jobs(plan: InstallPlan, work: WorkRoot) -> list[BuildJob]:
         file_name = f"{recipe.spec.name}-{recipe.spec.version}-{recipe.spec.build_string}.conda"
         jobs.append(BuildJob(name=step.name, conda_name=recipe.spec.name, recipe=path,
                              file_name=file_name, subdir=subdir, after=step.after,
-                             skip_tests=step.skip_tests))
+                             skip_tests=step.skip_tests,
+                             timestamp=recipe.source_time or FALLBACK_TIMESTAMP))
     return jobs
+
+
+def build_packages(plan: InstallPlan, req: InstallRequest,
+                   reporter: Reporter) -> tuple[BuildOutcome, ...]:
+    """Build everything the plan builds into the local channel; install nothing."""
+    work = WorkRoot.at(req.work_root)
+    jobs = build_jobs(plan, work)
+    if not jobs:
+        return ()
+    user_channels = [c for c in plan.channels if c != work.channel.as_uri()]
+    reporter.phase("build", f"{len(jobs)} package(s), {req.jobs} at a time")
+    return tuple(build_all(jobs, work, user_channels, max_jobs=req.jobs,
+                           keep_going=req.keep_going,
+                           progress=lambda s, n, d: reporter.package(s, n, d)))
+
+
+def installed_builds(plan: InstallPlan) -> list[str]:
+    """Exact specs of the built packages the env will hold (the run closure of the request).
+
+    Rebuilt packages carry a fixed timestamp, so two builds of one version no longer differ
+    by time: the solve is told which build to take rather than left to pick.
+    """
+    built = {n: r for n, r in plan.recipes.items() if plan.decisions[n].action == "build"}
+    stack = [n for n, d in plan.decisions.items() if d.requested and n in built]
+    seen: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for text in built[name].run_requirements:
+            dep = canonicalize_name(Requirement(text).name)
+            if dep in built:
+                stack.append(dep)
+    return [f"{built[n].spec.name} =={built[n].spec.version} {built[n].spec.build_string}"
+            for n in sorted(seen)]
 
 
 def execute(plan: InstallPlan, req: InstallRequest, reporter: Reporter) -> InstallResult:
     """Build everything the plan builds, then solve and link the env in one step."""
     work = WorkRoot.at(req.work_root)
-    jobs = build_jobs(plan, work)
-    outcomes: list[BuildOutcome] = []
+    outcomes = build_packages(plan, req, reporter)
     user_channels = [c for c in plan.channels if c != work.channel.as_uri()]
-    if jobs:
-        reporter.phase("build", f"{len(jobs)} package(s), {req.jobs} at a time")
-        outcomes = build_all(jobs, work, user_channels, max_jobs=req.jobs,
-                             keep_going=req.keep_going,
-                             progress=lambda s, n, d: reporter.package(s, n, d))
     reporter.phase("solve", "the env with " + ", ".join(plan.requested))
     gateway = channels_mod.make_gateway(work.cache / "repodata", offline=req.offline)
     channels = [work.channel.as_uri(), *user_channels]
     major, minor = plan.python_version.split(".")[:2]
     solution = solve(plan.target, list(plan.requested), channels, gateway=gateway,
                      requested_specs=list(plan.requested),
-                     extra_specs=[*plan.pins, f"python {major}.{minor}.*"])
+                     extra_specs=[*plan.pins, f"python {major}.{minor}.*"],
+                     constraints=[*installed_builds(plan), *plan.constraints])
     reporter.phase("install", f"{len(solution.changes)} change(s) in {plan.target.prefix}")
     link(plan.target, solution)
-    return InstallResult(plan, tuple(outcomes), solution)
+    return InstallResult(plan, outcomes, solution)
 
 
 def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
-__all__ = ["InstallPlan", "InstallRequest", "InstallResult", "execute", "make_plan"]
+__all__ = ["InstallPlan", "InstallRequest", "InstallResult", "build_packages", "execute",
+           "make_plan"]
