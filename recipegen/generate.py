@@ -39,10 +39,16 @@ from recipegen.upstream import UpstreamRecipe, run_grayskull
 PIP_INSTALL_SDIST = "${{ PYTHON }} -m pip install . -vv --no-deps --no-build-isolation"
 #: pip records the (temporary) build directory in ``direct_url.json``; a conda package must
 #: not carry it (``pip freeze`` would show ``pkg @ file:///...`` and builds would differ),
-#: nor the ``RECORD`` line naming it (its hash depends on the build directory).
-DROP_DIRECT_URL = ('for d in "$SP_DIR"/*.dist-info; do if [ -f "$d/direct_url.json" ]; then '
-                   'rm -f "$d/direct_url.json"; sed -i "/\\/direct_url\\.json,/d" "$d/RECORD"; '
-                   'fi; done')
+#: nor the ``RECORD`` line naming it. ``RECORD``'s hashes of console scripts are dropped too
+#: (an empty hash is allowed): they hash a shebang holding the build's own prefix, and
+#: conda writes those scripts anew at install time anyway.
+DROP_DIRECT_URL = (
+    'for d in "$SP_DIR"/*.dist-info; do if [ -f "$d/direct_url.json" ]; then '
+    'rm -f "$d/direct_url.json"; '
+    'sed -i -e "/\\/direct_url\\.json,/d" '
+    '-e "s#^\\(\\.\\./[^,]*bin/[^,]*\\),sha256=[^,]*,[0-9]*\\$#\\1,,#" "$d/RECORD"; '
+    'fi; done')
+
 #: Build backends that compile: their packages are never ``noarch: python``.
 COMPILING_BACKENDS = ("maturin", "scikit_build_core", "mesonpy", "setuptools_rust", "cmake")
 COMPILED_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".pyx", ".rs", ".f90", ".f")
