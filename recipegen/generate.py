@@ -41,12 +41,12 @@ PIP_INSTALL_SDIST = "${{ PYTHON }} -m pip install . -vv --no-deps --no-build-iso
 #: not carry it (``pip freeze`` would show ``pkg @ file:///...`` and builds would differ),
 #: nor the ``RECORD`` line naming it. ``RECORD``'s hashes of console scripts are dropped too
 #: (an empty hash is allowed): they hash a shebang holding the build's own prefix, and
-#: conda writes those scripts anew at install time anyway.
+#: conda writes those scripts anew at install time anyway. (pip ends RECORD lines with CRLF.)
 DROP_DIRECT_URL = (
     'for d in "$SP_DIR"/*.dist-info; do if [ -f "$d/direct_url.json" ]; then '
     'rm -f "$d/direct_url.json"; '
     'sed -i -e "/\\/direct_url\\.json,/d" '
-    '-e "s#^\\(\\.\\./[^,]*bin/[^,]*\\),sha256=[^,]*,[0-9]*\\$#\\1,,#" "$d/RECORD"; '
+    '-e "s#^\\(\\.\\./[^,]*bin/[^,]*\\),sha256=[^,]*,[0-9]*#\\1,,#" "$d/RECORD"; '
     'fi; done')
 
 #: Build backends that compile: their packages are never ``noarch: python``.
