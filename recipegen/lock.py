@@ -35,6 +35,7 @@ from recipegen.plan import BuildOrder, BuildStep, Decision
 from recipegen.progress import Reporter
 from recipegen.pypi import DistFile, PyPI, sha256_file
 from recipegen.recipe import RecipeSpec
+from recipegen.reproducible import FALLBACK_TIMESTAMP
 from recipegen.target import Target, inspect_target
 from recipegen.workroot import WorkRoot
 
@@ -116,7 +117,7 @@ def default_path(work_root: Path) -> Path:
 def tool_versions() -> dict[str, str]:
     """Versions of everything that shapes the recipes and the bytes of the packages."""
     out = {"recipegen": recipegen.__version__,
-           "python": sys.version.split()[0]}
+           "recipegen-python": sys.version.split()[0]}  # the variant's python is the target's
     for dist in ("grayskull", "py-rattler-build", "py-rattler", "zstandard"):
         try:
             out[dist] = metadata.version(dist)
@@ -266,8 +267,6 @@ def _locked_build(plan: InstallPlan, step: BuildStep, work: WorkRoot,
     package = work.channel / subdir / file_name
     if outcome is not None and outcome.package is not None:
         package = outcome.package
-    from recipegen.reproducible import FALLBACK_TIMESTAMP
-
     return LockedBuild(
         pypi_name=step.name, version=recipe.version, conda_name=spec.name,
         requested=decision.requested, reason=decision.reason,
