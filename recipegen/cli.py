@@ -390,6 +390,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The console entry point: ``main()``, then exit without interpreter finalization.
+
+    py-rattler's runtime threads sometimes touch the interpreter while it finalizes
+    ("PyGILState_Release ... finalizing", SIGABRT) after a successful install, which
+    would turn exit status 0 into -6. Everything is flushed first; nothing is lost.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _print_error(exc: RecipegenError, args: argparse.Namespace) -> None:
     if getattr(args, "json", False):
         print(json.dumps({"event": "error", "error": exc.message, "hint": exc.hint,
