@@ -1,5 +1,5 @@
 """``python -m recipegen``."""
 
-from recipegen.cli import main
+from recipegen.cli import run
 
-raise SystemExit(main())
+run()

@@ -8,6 +8,7 @@ Reads a JSON request from argv[1]; writes a JSON answer to the path it names.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -42,6 +43,10 @@ class _LogToFile:
 def build(request: dict) -> dict:
     from rattler_build import Stage0Recipe, ToolConfiguration, VariantConfig
 
+    from recipegen.reproducible import normalize
+
+    # Tools that honour it (py_compile: hash-based .pyc; wheel builders) stop using the clock.
+    os.environ["SOURCE_DATE_EPOCH"] = str(request["timestamp"])
     recipe = Stage0Recipe.from_file(request["recipe"])
     tool_config = ToolConfiguration(
         test_strategy="skip" if request["skip_tests"] else "native",
@@ -61,6 +66,13 @@ def build(request: dict) -> dict:
             package_format="conda",
         )
         packages.extend(str(p) for p in result.packages)
+    for package in packages:
+        # rattler-build stamps the build time and build paths in; rewrite them away.
+        leaks = normalize(Path(package), timestamp=request["timestamp"],
+                          build_paths=(request["output_dir"],))
+        for member in leaks:
+            print(f"[warning] {Path(package).name}: {member} contains the build directory; "
+                  "this package will not be the same bytes when built elsewhere")
     return {"ok": True, "packages": packages}
 
 

@@ -40,6 +40,8 @@ class BuildJob:
     skip_tests: bool = False
     variant: str = ""  # variants.yaml text, for recipes that need variables (python_min)
     publish: bool = True  # False: build and test only (export's trial build)
+    #: The package's build time (seconds since the epoch): fixed, so rebuilds are identical.
+    timestamp: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ def run_one(job: BuildJob, work: WorkRoot, channels: list[str]) -> BuildOutcome:
         "channels": [work.channel.as_uri(), *channels],
         "skip_tests": job.skip_tests,
         "variant": job.variant,
+        "timestamp": job.timestamp,
         "answer": str(answer),
     }
     start = time.monotonic()

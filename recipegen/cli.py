@@ -119,25 +119,17 @@ def _confirm(args: argparse.Namespace) -> bool:
     return answer in ("", "y", "yes")
 
 
-def cmd_install(args: argparse.Namespace) -> int:
-    from recipegen.pipeline import InstallRequest, execute, make_plan
+def _request(args: argparse.Namespace, prefix: Path):
+    from recipegen.pipeline import InstallRequest
 
-    reporter = _reporter(args)
-    prefix = _prefix(args.prefix)
-    specs = list(args.specs)
-    project = None
-    if args.editable:
-        from recipegen.editable import read_project
-
-        project = read_project(Path(args.editable), *_project_python(prefix))
-        specs += [s for s in project.specs if s not in specs]
-    if not specs:
-        raise UsageError("nothing to install: give a requirement or -e PATH")
+    specs = list(getattr(args, "extra_specs", None) or args.specs)
+    if not specs and not args.locked:
+        raise UsageError("nothing to do: give at least one requirement, -e PATH or --locked")
     req = InstallRequest(
         specs=tuple(specs),
         prefix=prefix,
         work_root=Path(args.work_root),
-        channels=tuple(args.channel or ()) or _config_channels(),
+        channels=tuple(args.channel or ()) or (() if args.locked else _config_channels()),
         constraints=tuple(Path(c).absolute() for c in args.constraints or ()),
         jobs=args.jobs,
         dry_run=args.dry_run,
@@ -145,12 +137,56 @@ def cmd_install(args: argparse.Namespace) -> int:
         keep_going=args.keep_going,
         mapping_overrides=_overrides(args),
         grayskull_timeout=args.grayskull_timeout,
-        protect=not args.no_protect,
+        protect=not getattr(args, "no_protect", False),
     )
     for c in req.constraints:
         if not c.is_file():
             raise UsageError(f"constraints file {c} does not exist")
-    plan = make_plan(req, reporter)
+    if args.locked and req.constraints:
+        raise UsageError("--constraints and --locked do not go together: the lock decides")
+    return req
+
+
+def _lock_path(args: argparse.Namespace) -> Path:
+    from recipegen.lock import default_path
+
+    return Path(args.lock) if args.lock else default_path(Path(args.work_root))
+
+
+def _plan(args: argparse.Namespace, req, reporter: Reporter, *, install: bool):
+    """The plan: made fresh, or read from the lock with ``--locked``."""
+    from recipegen import lock
+    from recipegen.pipeline import make_plan
+
+    if args.locked:
+        return lock.plan_from_lock(lock.read(_lock_path(args)), req, reporter, install=install)
+    return make_plan(req, reporter)
+
+
+def _record(args: argparse.Namespace, plan, req, result, reporter: Reporter) -> str:
+    """Write the lock after a fresh run; after a locked one, check the outputs against it."""
+    from recipegen import lock
+
+    path = _lock_path(args)
+    if args.locked:
+        lock.compare_outputs(lock.read(path), result.builds, reporter)
+        return str(path)
+    return str(lock.write(lock.from_result(plan, req, result), path))
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    from recipegen.pipeline import execute
+
+    reporter = _reporter(args)
+    prefix = _prefix(args.prefix)
+    project = None
+    if args.editable:
+        from recipegen.editable import read_project
+
+        project = read_project(Path(args.editable), *_project_python(prefix))
+        args.extra_specs = [*args.specs, *(s for s in project.specs if s not in args.specs)]
+    req = _request(args, prefix)
+    plan = _plan(args, req, reporter, install=True)
     if args.dry_run:
         if args.json:
             reporter.result({"dry_run": True, **_plan_json(plan)})
@@ -171,14 +207,11 @@ def cmd_install(args: argparse.Namespace) -> int:
         reporter.phase("editable", f"pip install -e {project.path} (no deps, no isolation)")
         with prefix_locked(plan.target.prefix, reporter.info):
             pip_install_editable(plan.target.prefix, project.path)
+    lock_file = _record(args, plan, req, result, reporter)
     changes = [asdict(c) for c in result.solution.changes] if result.solution else []
     if args.json:
-        reporter.result({**_plan_json(plan),
-                         "builds": [{"name": o.name, "status": o.status,
-                                     "package": str(o.package) if o.package else None,
-                                     "log": str(o.log), "seconds": round(o.seconds, 1)}
-                                    for o in result.builds],
-                         "changes": changes})
+        reporter.result({**_plan_json(plan), "builds": _builds_json(result.builds),
+                         "changes": changes, "lock": lock_file})
     elif not args.quiet:
         for c in changes:
             arrow = f"{c['old'] or '-'} -> {c['new'] or '-'}"
@@ -186,6 +219,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         if project is not None:
             print(f"  {project.name:<28} {project.version} (editable: {project.path})")
         print(f"Installed into {plan.target.prefix}.")
+        print(f"Lock: {lock_file}")
     return 0
 
 
@@ -373,6 +407,75 @@ def cmd_protect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _builds_json(outcomes) -> list[dict]:
+    from recipegen.pypi import sha256_file
+
+    return [{"name": o.name, "status": o.status,
+             "package": str(o.package) if o.package else None,
+             "sha256": sha256_file(o.package) if o.package else None,
+             "log": str(o.log), "seconds": round(o.seconds, 1)} for o in outcomes]
+
+
+# -- build -----------------------------------------------------------------------------------
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build packages into the local channel (and lock them); no env is touched."""
+    from recipegen.pipeline import InstallResult, build_packages
+
+    reporter = _reporter(args)
+    # Without -p the packages are built for a new env's python (from the channels).
+    prefix = Path(args.prefix) if args.prefix else Path(args.work_root) / ".no-env"
+    req = _request(args, prefix)
+    plan = _plan(args, req, reporter, install=False)
+    if args.dry_run:
+        if args.json:
+            reporter.result({"dry_run": True, **_plan_json(plan)})
+        else:
+            print(_plan_text(plan))
+            print("Dry run: nothing was written.")
+        return 0
+    if not args.json and not args.quiet:
+        print(_plan_text(plan), file=sys.stderr)
+    builds = build_packages(plan, req, reporter)
+    lock_file = _record(args, plan, req, InstallResult(plan, builds, None), reporter)
+    if args.json:
+        reporter.result({**_plan_json(plan), "builds": _builds_json(builds),
+                         "channel": str(Path(args.work_root).resolve() / "channel"),
+                         "lock": lock_file})
+    elif not args.quiet:
+        for o in builds:
+            print(f"  {o.status:<7} {o.package}")
+        print(f"Lock: {lock_file}")
+    return 0
+
+
+# -- verify ----------------------------------------------------------------------------------
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from recipegen.verify import verify
+
+    reporter = _reporter(args)
+    keep = Path(args.keep) if args.keep else None
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        raise UsageError(f"--keep {keep} is not empty", hint="pass a new directory")
+    verdicts = verify(_lock_path(args), Path(args.work_root),
+                      channels=tuple(args.channel or ()), jobs=args.jobs,
+                      offline=args.offline, reporter=reporter, keep=keep)
+    if args.json:
+        reporter.result({"lock": str(_lock_path(args)),
+                         "packages": [asdict(v) for v in verdicts]})
+    else:
+        for v in verdicts:
+            print(f"{v.status:<10} {v.file_name}")
+            for line in (*v.differences, *([v.error] if v.error else [])):
+                print(f"           {line}")
+        same = sum(v.status == "identical" for v in verdicts)
+        print(f"{same} of {len(verdicts)} package(s) rebuilt identical.")
+    return 0 if all(v.status == "identical" for v in verdicts) else 1
+
+
 # -- map -------------------------------------------------------------------------------------
 
 
@@ -417,6 +520,30 @@ def _common(p: argparse.ArgumentParser, *, work_root: bool = True) -> None:
                        help="recipes, local channel, logs and caches (default: ./recipes-out)")
 
 
+def _plan_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by install and build: how the plan is made and run."""
+    p.add_argument("-c", "--channel", action="append",
+                   help="conda channel (name, URL or directory); repeatable")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="parallel builds (default: the number of cores)")
+    p.add_argument("--constraints", action="append", metavar="FILE",
+                   help="pip constraints file for every resolution; repeatable")
+    p.add_argument("--offline", action="store_true", help="use cached repodata and PyPI data")
+    p.add_argument("--keep-going", action="store_true",
+                   help="build independent packages after a failure (nothing is installed)")
+    p.add_argument("--map", action="append", metavar="PYPI=CONDA",
+                   help="override a PyPI→conda name mapping; repeatable")
+    p.add_argument("--grayskull-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="kill recipe generation for one package after this long")
+    p.add_argument("--lock", metavar="PATH",
+                   help="lock file to write, or to read with --locked "
+                   "(default: WORK_ROOT/recipegen.lock)")
+    p.add_argument("--locked", action="store_true",
+                   help="build exactly what the lock says: its sources (sha256-checked before "
+                   "any build), recipes and channel packages; no resolution")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recipegen",
@@ -439,21 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-protect", action="store_true",
                    help="do not write the EXTERNALLY-MANAGED marker that stops plain pip")
     p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
-    p.add_argument("-c", "--channel", action="append",
-                   help="conda channel (name, URL or directory); repeatable")
-    p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                   help="parallel builds (default: the number of cores)")
+    _plan_options(p)
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--constraints", action="append", metavar="FILE",
-                   help="pip constraints file for every resolution; repeatable")
-    p.add_argument("--offline", action="store_true", help="use cached repodata and PyPI data")
-    p.add_argument("--keep-going", action="store_true",
-                   help="build independent packages after a failure (nothing is installed)")
-    p.add_argument("--map", action="append", metavar="PYPI=CONDA",
-                   help="override a PyPI→conda name mapping; repeatable")
-    p.add_argument("--grayskull-timeout", type=float, default=300.0, metavar="SECONDS",
-                   help="kill recipe generation for one package after this long")
     _common(p)
     p.set_defaults(func=cmd_install)
 
@@ -523,6 +637,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_protect)
 
+    p = sub.add_parser("build", help="build packages into the local channel; install nothing")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="PEP 508 requirement")
+    p.add_argument("-p", "--prefix",
+                   help="build for this env's python (default: a new env's python)")
+    _plan_options(p)
+    _common(p)
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("verify", help="rebuild the locked packages elsewhere; report per "
+                       "package whether it is identical")
+    p.add_argument("--lock", metavar="PATH", help="lock file (default: WORK_ROOT/recipegen.lock)")
+    p.add_argument("-c", "--channel", action="append",
+                   help="conda channel instead of the lock's; repeatable")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="parallel builds (default: the number of cores)")
+    p.add_argument("--offline", action="store_true", help="use cached sources and repodata")
+    p.add_argument("--keep", metavar="DIR", help="rebuild in DIR (new or empty) and keep it")
+    _common(p)
+    p.set_defaults(func=cmd_verify)
+
     p = sub.add_parser("map", help="show the conda name of PyPI packages and its source")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.add_argument("--map", action="append", metavar="PYPI=CONDA",
@@ -557,6 +691,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("recipegen: interrupted; the env was not changed", file=sys.stderr)
         return 130
+
+
+def run() -> None:
+    """The console entry point: ``main()``, then exit without interpreter finalization.
+
+    py-rattler's runtime threads sometimes touch the interpreter while it finalizes
+    ("PyGILState_Release ... finalizing", SIGABRT) after a successful install, which
+    would turn exit status 0 into -6. Everything is flushed first; nothing is lost.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _print_error(exc: RecipegenError, args: argparse.Namespace) -> None:

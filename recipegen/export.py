@@ -30,7 +30,7 @@ from recipegen.export_pr import (
 from recipegen.generate import GeneratedRecipe, write_recipe
 from recipegen.lint import Finding, has_lints, lint_text
 from recipegen.mapping import NameMapper
-from recipegen.pipeline import InstallRequest, build_plan, make_plan, user_channels
+from recipegen.pipeline import InstallRequest, build_packages, make_plan, user_channels
 from recipegen.progress import Reporter
 from recipegen.workroot import WorkRoot
 
@@ -187,7 +187,7 @@ def export(req: ExportRequest, reporter: Reporter) -> ExportResult:
                           mapping_overrides=req.mapping_overrides)
     plan = make_plan(base, reporter)
     if not req.no_build:
-        build_plan(plan, base, reporter)
+        build_packages(plan, base, reporter)
 
     # 2. The submission: the requested packages and what conda-forge lacks of their closure.
     names = _closure(set(requested), plan)

@@ -51,8 +51,16 @@ CONDA_FORGE_PYTHON_MIN = "3.10"
 
 PIP_INSTALL_SDIST = "${{ PYTHON }} -m pip install . -vv --no-deps --no-build-isolation"
 #: pip records the (temporary) build directory in ``direct_url.json``; a conda package must
-#: not carry it (``pip freeze`` would show ``pkg @ file:///...`` and builds would differ).
-DROP_DIRECT_URL = 'rm -f "$SP_DIR"/*.dist-info/direct_url.json'
+#: not carry it (``pip freeze`` would show ``pkg @ file:///...`` and builds would differ),
+#: nor the ``RECORD`` line naming it. ``RECORD``'s hashes of console scripts are dropped too
+#: (an empty hash is allowed): they hash a shebang holding the build's own prefix, and
+#: conda writes those scripts anew at install time anyway. (pip ends RECORD lines with CRLF.)
+DROP_DIRECT_URL = (
+    'for d in "$SP_DIR"/*.dist-info; do if [ -f "$d/direct_url.json" ]; then '
+    'rm -f "$d/direct_url.json"; '
+    'sed -i -e "/\\/direct_url\\.json,/d" '
+    '-e "s#^\\(\\.\\./[^,]*bin/[^,]*\\),sha256=[^,]*,[0-9]*#\\1,,#" "$d/RECORD"; '
+    'fi; done')
 MAX_DESCRIPTION = 4000
 #: A wheel name safe to put in a shell command (it goes into the build script).
 WHEEL_NAME = re.compile(r"[A-Za-z0-9_.+!]+-[A-Za-z0-9_.+!-]+\.whl")
@@ -88,6 +96,7 @@ class GeneratedRecipe:
     source_sha256: str
     warnings: tuple[str, ...] = ()
     notes: tuple[requirements.Note, ...] = ()  # what was dropped, moved or remapped, and why
+    source_time: int | None = None  # the source file's upload time (the package's timestamp)
 
     @property
     def name(self) -> str:
@@ -392,15 +401,18 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
     build_reqs = () if pure else tools.build_requirements(stdlib=conda_forge)
     if sdist is not None:
         source_url, sha256, file_name, kind = sdist.url, sdist.sha256, None, "sdist"
+        source_time = sdist.upload_epoch
         if conda_forge:
             source_url = public_url(source_url)
         script = (PIP_INSTALL_SDIST,) if conda_forge else (PIP_INSTALL_SDIST, DROP_DIRECT_URL)
     else:
         source_url, sha256, file_name, kind = wheel.url, wheel.sha256, wheel.filename, "wheel"
+        source_time = wheel.upload_epoch
         if conda_forge:
             source_url = public_url(source_url)
-        script = (f"${{{{ PYTHON }}}} -m pip install ./{wheel.filename} -vv --no-deps "
-                  "--no-build-isolation", DROP_DIRECT_URL)
+        install = (f"${{{{ PYTHON }}}} -m pip install ./{wheel.filename} -vv --no-deps "
+                   "--no-build-isolation")
+        script = (install,) if conda_forge else (install, DROP_DIRECT_URL)
         notes.append(requirements.Note(dist.display_name, "from the wheel",
                                        f"no sdist on PyPI; the recipe repackages "
                                        f"{wheel.filename}"))
@@ -450,6 +462,7 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
         source_sha256=sha256,
         warnings=tuple(warnings),
         notes=tuple(notes),
+        source_time=source_time,
     )
 
 

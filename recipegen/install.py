@@ -71,10 +71,12 @@ def merge_specs(old: list[str], new: list[str]) -> list[str]:
 
 
 def solve(target: Target, specs: list[str], channels: list[str], *, gateway,
-          requested_specs: list[str], extra_specs: list[str] = ()) -> Solution:
+          requested_specs: list[str], extra_specs: list[str] = (),
+          constraints: list[str] = ()) -> Solution:
     """Solve ``specs`` (plus the env's earlier requests) against ``channels``.
 
-    ``extra_specs`` steer this solve (exact builds to pick) without being recorded.
+    ``extra_specs`` steer this solve (exact builds to pick) without being recorded;
+    ``constraints`` restrict a package *if* the env holds it (they install nothing).
     """
     from rattler import Channel, ChannelPriority, VirtualPackage
     from rattler import solve as rattler_solve
@@ -91,6 +93,7 @@ def solve(target: Target, specs: list[str], channels: list[str], *, gateway,
             locked_packages=installed,
             virtual_packages=VirtualPackage.detect(),
             channel_priority=ChannelPriority.Disabled,
+            constraints=list(constraints) or None,
         ))
     except SolverError as exc:
         raise RecipegenError(

@@ -42,6 +42,7 @@ from recipegen.plan import (
 )
 from recipegen.progress import Reporter
 from recipegen.pypi import PyPI
+from recipegen.reproducible import FALLBACK_TIMESTAMP
 from recipegen.resolve import Resolution, active_requirements, parse_requirement, resolve
 from recipegen.specs import conda_requirement
 from recipegen.target import Target, inspect_target
@@ -83,6 +84,8 @@ class InstallPlan:
     requested: tuple[str, ...]  # the user's specs as conda specs (recorded in conda-meta)
     pins: tuple[str, ...]  # exact builds of requested packages (steer the solve)
     resolution: Resolution | None = field(default=None, compare=False)
+    #: Exact builds the final solve may pick and no other (a locked install's whole env).
+    constraints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -318,7 +321,8 @@ def build_jobs(plan: InstallPlan, work: WorkRoot) -> list[BuildJob]:
         file_name = f"{recipe.spec.name}-{recipe.spec.version}-{recipe.spec.build_string}.conda"
         jobs.append(BuildJob(name=step.name, conda_name=folder, recipe=path,
                              file_name=file_name, subdir=subdir, after=step.after,
-                             skip_tests=step.skip_tests))
+                             skip_tests=step.skip_tests,
+                             timestamp=recipe.source_time or FALLBACK_TIMESTAMP))
     return jobs
 
 
@@ -327,22 +331,44 @@ def recipe_folder(key: str, recipe: GeneratedRecipe) -> str:
     return recipe.spec.name if "==" not in key else f"{recipe.spec.name}-{recipe.spec.version}"
 
 
-def build_plan(plan: InstallPlan, req: InstallRequest,
-               reporter: Reporter) -> list[BuildOutcome]:
-    """Write the plan's recipes and build them into the local channel (no install)."""
+def build_packages(plan: InstallPlan, req: InstallRequest,
+                   reporter: Reporter) -> tuple[BuildOutcome, ...]:
+    """Write the plan's recipes and build them into the local channel; install nothing."""
     work = WorkRoot.at(req.work_root)
     jobs = build_jobs(plan, work)
     if not jobs:
-        return []
+        return ()
     reporter.phase("build", f"{len(jobs)} package(s), {req.jobs} at a time")
-    return build_all(jobs, work, user_channels(plan, work), max_jobs=req.jobs,
-                     keep_going=req.keep_going,
-                     progress=lambda s, n, d: reporter.package(s, n, d))
+    return tuple(build_all(jobs, work, user_channels(plan, work), max_jobs=req.jobs,
+                           keep_going=req.keep_going,
+                           progress=lambda s, n, d: reporter.package(s, n, d)))
 
 
 def user_channels(plan: InstallPlan, work: WorkRoot) -> list[str]:
     """The plan's channels without the local build channel."""
     return [c for c in plan.channels if c != work.channel.as_uri()]
+
+
+def installed_builds(plan: InstallPlan) -> list[str]:
+    """Exact specs of the built packages the env will hold (the run closure of the request).
+
+    Rebuilt packages carry a fixed timestamp, so two builds of one version no longer differ
+    by time: the solve is told which build to take rather than left to pick.
+    """
+    built = {n: r for n, r in plan.recipes.items() if plan.decisions[n].action == "build"}
+    stack = [n for n, d in plan.decisions.items() if d.requested and n in built]
+    seen: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for text in built[name].run_requirements:
+            dep = canonicalize_name(Requirement(text).name)
+            if dep in built:
+                stack.append(dep)
+    return [f"{built[n].spec.name} =={built[n].spec.version} {built[n].spec.build_string}"
+            for n in sorted(seen)]
 
 
 def execute(plan: InstallPlan, req: InstallRequest, reporter: Reporter) -> InstallResult:
@@ -354,7 +380,7 @@ def execute(plan: InstallPlan, req: InstallRequest, reporter: Reporter) -> Insta
     """
     work = WorkRoot.at(req.work_root)
     with locks.work_root_locked(work.root, reporter.info):
-        outcomes = build_plan(plan, req, reporter)
+        outcomes = build_packages(plan, req, reporter)
     with locks.prefix_locked(plan.target.prefix, reporter.info):
         target = inspect_target(plan.target.prefix)
         reporter.phase("solve", "the env with " + ", ".join(plan.requested))
@@ -364,14 +390,15 @@ def execute(plan: InstallPlan, req: InstallRequest, reporter: Reporter) -> Insta
         with localchannel.locked(work.channel):
             solution = solve(target, list(plan.requested), channels, gateway=gateway,
                              requested_specs=list(plan.requested),
-                             extra_specs=[*plan.pins, f"python {major}.{minor}.*"])
+                             extra_specs=[*plan.pins, f"python {major}.{minor}.*"],
+                             constraints=[*installed_builds(plan), *plan.constraints])
         reporter.phase("install", f"{len(solution.changes)} change(s) in {target.prefix}")
         apply(target.prefix, EnvChange(records=solution.records,
                                        requested_specs=solution.requested_specs,
                                        update_specs=plan.requested,
                                        recipe_dirs=(work.recipes,),
                                        protect=req.protect), reporter)
-    return InstallResult(plan, tuple(outcomes), solution)
+    return InstallResult(plan, outcomes, solution)
 
 
 def generate_recipes(req: InstallRequest, out_dir: Path, reporter: Reporter,
@@ -389,5 +416,6 @@ def generate_recipes(req: InstallRequest, out_dir: Path, reporter: Reporter,
     return written
 
 
-__all__ = ["InstallPlan", "InstallRequest", "InstallResult", "execute", "generate_recipes",
+__all__ = ["InstallPlan", "InstallRequest", "InstallResult", "build_packages", "execute",
+           "generate_recipes",
            "make_plan"]

@@ -41,6 +41,20 @@ class DistFile:
     sha256: str
     packagetype: str  # "sdist" | "bdist_wheel"
     requires_python: str | None = None
+    upload_time: str | None = None  # ISO 8601, UTC
+
+    @property
+    def upload_epoch(self) -> int | None:
+        """When the file was uploaded, in whole seconds: a stable "build time" for it."""
+        if not self.upload_time:
+            return None
+        from datetime import UTC, datetime
+
+        try:
+            moment = datetime.fromisoformat(self.upload_time.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return int(moment.replace(tzinfo=moment.tzinfo or UTC).timestamp())
 
     @property
     def is_pure_wheel(self) -> bool:
@@ -192,6 +206,7 @@ class PyPI:
                 sha256=f["digests"]["sha256"],
                 packagetype=f.get("packagetype", ""),
                 requires_python=f.get("requires_python"),
+                upload_time=f.get("upload_time_iso_8601") or f.get("upload_time"),
             )
             for f in files
         )
