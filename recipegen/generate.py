@@ -13,6 +13,7 @@ markers (``requirements.py`` handles them per flavour). Two flavours:
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import re
 import tempfile
@@ -485,14 +486,21 @@ def _arch_python(ctx: GenerateContext) -> str:
     return f"python >={major}.{minor},<{major}.{int(minor) + 1}.0a0"
 
 
-def with_build_string(spec: RecipeSpec, python_version: str) -> RecipeSpec:
-    """A build string carrying the recipe's content hash: a changed recipe is a new build."""
-    digest = spec.content_hash()[:10]
+def build_tag(spec: RecipeSpec, python_version: str) -> str:
+    """``pyh`` for noarch python, ``py311h`` for a package built for one python."""
     if spec.noarch == "python":
-        tag = "pyh"
-    else:
-        major, minor = python_version.split(".")[:2]
-        tag = f"py{major}{minor}h"
+        return "pyh"
+    major, minor = python_version.split(".")[:2]
+    return f"py{major}{minor}h"
+
+
+def with_build_string(spec: RecipeSpec, python_version: str, *, tag: str | None = None,
+                      ) -> RecipeSpec:
+    """A build string carrying a hash of the recipe's text: a changed recipe (or template)
+    is a new build, never confused with an older one of the same version."""
+    text = render(replace(spec, build_string=None))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    tag = tag or build_tag(spec, python_version)
     return replace(spec, build_string=f"{tag}{digest}_{spec.build_number}")
 
 
@@ -501,6 +509,9 @@ def without_tests(recipe: GeneratedRecipe) -> GeneratedRecipe:
     spec = replace(recipe.spec, test_imports=(), pip_check=False, test_commands=(),
                    notes=(*recipe.spec.notes, "Tests skipped: this package is part of a "
                           "dependency cycle and is built before its dependencies exist."))
+    old = recipe.spec.build_string
+    if old:  # the package holds its tests: a new build string, same tag
+        spec = with_build_string(spec, "", tag=old[: old.index("h") + 1])
     return replace(recipe, spec=spec, text=render(spec))
 
 

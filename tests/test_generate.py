@@ -122,3 +122,17 @@ def _info(files: tuple[str, ...], backend: str = "") -> SdistInfo:
 )
 def test_toolchain_detection(files, backend, build) -> None:
     assert detect(_info(files, backend)).build_requirements(stdlib=False) == build
+
+
+def test_build_string_follows_the_recipe_text(local) -> None:
+    from dataclasses import replace
+
+    from recipegen.generate import with_build_string, without_tests
+
+    tqdm = local["tqdm"]
+    assert tqdm.spec.build_string.startswith("pyh") and tqdm.spec.build_string.endswith("_0")
+    untested = without_tests(tqdm)
+    assert untested.spec.build_string.startswith("pyh")
+    assert untested.spec.build_string != tqdm.spec.build_string  # the package holds its tests
+    same = with_build_string(replace(tqdm.spec, build_string=None), "3.11.7")
+    assert same.build_string == tqdm.spec.build_string  # deterministic
