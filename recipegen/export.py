@@ -8,6 +8,7 @@ flavour, lint it by conda-smithy's rule ids, build and test it here, and only th
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from recipegen.build import BuildFailed, BuildJob, BuildOutcome, build_all
+from recipegen.channels import CONDA_FORGE, channel_url, make_gateway, query
 from recipegen.errors import RecipegenError, UsageError
 from recipegen.export_pr import (
     Dropped,
@@ -32,6 +34,7 @@ from recipegen.lint import Finding, has_lints, lint_text
 from recipegen.mapping import NameMapper
 from recipegen.pipeline import InstallRequest, build_packages, make_plan, user_channels
 from recipegen.progress import Reporter
+from recipegen.target import current_platform
 from recipegen.workroot import WorkRoot
 
 #: conda-forge.yml for a recipe with OS-only ``if:`` blocks: one noarch build per OS.
@@ -75,6 +78,33 @@ def on_conda_forge(pypi_name: str, mapper: NameMapper) -> str | None:
     if mapper.is_non_python(mapped.conda):
         return f"conda-forge has a non-Python package named `{mapped.conda}`"
     return None
+
+
+def conda_forge_channel() -> str:
+    """conda-forge's channel URL (``RECIPEGEN_CONDA_FORGE_CHANNEL`` points elsewhere)."""
+    return os.environ.get("RECIPEGEN_CONDA_FORGE_CHANNEL") or channel_url(CONDA_FORGE)
+
+
+def on_conda_forge_channel(names: dict[str, str], reporter: Reporter) -> dict[str, str]:
+    """PyPI name → why, for the packages conda-forge's channel itself offers.
+
+    Asked only where conda-forge can be reached; otherwise the mapping data decide alone.
+    """
+    channel = conda_forge_channel()
+    platform = current_platform()
+    try:
+        found = query([channel], platform, sorted(set(names.values())),
+                      gateway=make_gateway(None))
+    except RecipegenError:
+        reporter.info(f"{channel} cannot be reached; the mapping data decide what conda-forge "
+                      "has")
+        return {}
+    out = {}
+    for pypi, conda in names.items():
+        versions = sorted({p.version for p in found.of(conda)})
+        if versions:
+            out[pypi] = f"{channel} has `{conda}` ({', '.join(versions[-3:])})"
+    return out
 
 
 def _check_clone(clone: Path) -> None:
@@ -172,8 +202,10 @@ def export(req: ExportRequest, reporter: Reporter) -> ExportResult:
     mapper = NameMapper(req.mapping_overrides)
     work = WorkRoot.at(req.work_root)
     requested = [canonicalize_name(Requirement(s).name) for s in req.specs]
+    on_channel = {} if req.force else on_conda_forge_channel(
+        {n: mapper.to_conda(n).conda for n in requested}, reporter)
     for name in requested:
-        why = on_conda_forge(name, mapper)
+        why = on_conda_forge(name, mapper) or on_channel.get(name)
         if why and not req.force:
             raise RecipegenError(f"{name} is already on conda-forge: {why}",
                                  "add --force to export it anyway (e.g. to a private "

@@ -61,6 +61,13 @@ def test_export_builds_lints_and_commits_one_branch(staged: Path, seed_channel: 
     assert "https://pypi.org/project/ulid-py/1.1.0/" in body
     assert "built and tested" in body
     assert "`LICENSE`" in body
+    # Where conda-forge can be reached, its channel is asked too: a local channel that
+    # offers ulid-py stands in for it (the work root's channel has the local build).
+    again = run_cli("export", "ulid-py==1.1.0", "--to", staged, "--maintainer", "octocat",
+                    "-c", seed_channel, "--work-root", tmp_path / "work2",
+                    env={"RECIPEGEN_CONDA_FORGE_CHANNEL": str(tmp_path / "work" / "channel")})
+    assert again.returncode == 1
+    assert "already on conda-forge" in again.stderr and "has `ulid-py` (1.1.0)" in again.stderr
 
 
 def test_export_brings_dependencies_conda_forge_lacks(staged: Path, seed_channel: Path,

@@ -202,3 +202,32 @@ def test_push_credentials_go_in_the_environment_only_for_http():
     assert scheme == "Basic"
     assert base64.b64decode(encoded).decode() == f"x-access-token:{TOKEN}"
     assert "GIT_CONFIG_COUNT" not in _push_env("/srv/git/fork.git", TOKEN)
+
+
+@pytest.mark.e2e
+def test_export_open_pr_from_the_command_line(github, fork_repo, staged_recipes, seed_channel,
+                                              tmp_path, run_cli):
+    """`recipegen export --open-pr`: branch pushed to the fork, PR opened, URL printed."""
+    _happy_routes(github, fork_repo)
+    github.routes[FORK] = [(200, {"full_name": "octo/staged-recipes"})]
+    proc = run_cli("export", "ulid-py==1.1.0", "--to", staged_recipes, "--maintainer", "octo",
+                   "--no-build", "--open-pr", "-c", seed_channel, "--work-root",
+                   tmp_path / "work",
+                   env={"GITHUB_TOKEN": TOKEN, "RECIPEGEN_GITHUB_API": github.url})
+    assert proc.returncode == 0, proc.stderr
+    assert "Opened https://github.com/conda-forge/staged-recipes/pull/7" in proc.stdout
+    assert github.calls() == [FORKS, FORK, PULLS]
+    pull = github.seen[-1]["json"]
+    assert pull["title"] == "Add ulid-py" and pull["head"] == "octo:add-ulid-py"
+    assert "not built" in pull["body"]
+    assert git(fork_repo, "rev-parse", "refs/heads/add-ulid-py") == git(
+        staged_recipes, "rev-parse", "refs/heads/add-ulid-py")
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+def test_open_pr_without_token_fails_before_any_work(staged_recipes, tmp_path, run_cli):
+    proc = run_cli("export", "ulid-py==1.1.0", "--to", staged_recipes, "--maintainer", "octo",
+                   "--open-pr", "--work-root", tmp_path / "work")
+    assert proc.returncode == 2
+    assert "GITHUB_TOKEN" in proc.stderr
+    assert not (tmp_path / "work").exists()
