@@ -20,7 +20,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from recipegen.errors import RecipegenError, UsageError
-from recipegen.resolve import active_requirements
+from recipegen.resolve import active_requirements, lend_pip
 
 #: PEP 517's backend for a project without ``[build-system]``.
 DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0",)
@@ -45,18 +45,6 @@ class Project:
         return tuple(seen.values())
 
 
-def lent_pip_env(tmp: Path) -> dict[str, str]:
-    """An environment in which ``python -m pip`` is recipegen's own pip (envs need none)."""
-    import pip
-
-    link = tmp / "pip"
-    if not link.exists():
-        link.symlink_to(Path(pip.__file__).parent, target_is_directory=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "CONDA"))}
-    env.update(PYTHONPATH=str(tmp), PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
-    return env
-
-
 def read_project(path: Path, python: Path, marker_env: dict[str, str]) -> Project:
     """The project's name, version and requirements, from its PEP 517 metadata."""
     path = Path(os.path.abspath(path))
@@ -77,7 +65,7 @@ def read_project(path: Path, python: Path, marker_env: dict[str, str]) -> Projec
         report = tmp / "report.json"
         cmd = [str(python), "-m", "pip", "install", "--dry-run", "--no-deps",
                "--ignore-installed", "--report", str(report), "--quiet", str(path)]
-        proc = subprocess.run(cmd, env=lent_pip_env(tmp), capture_output=True, text=True,
+        proc = subprocess.run(cmd, env=lend_pip(tmp), capture_output=True, text=True,
                               timeout=900, cwd=tmp)
         if proc.returncode != 0:
             raise RecipegenError(f"pip could not read the metadata of {path}:\n"
@@ -100,7 +88,7 @@ def pip_install_editable(prefix: Path, project: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="recipegen-pip-") as tmpdir:
         cmd = [str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
                "--break-system-packages", "--no-input", "-e", str(project)]
-        proc = subprocess.run(cmd, env=lent_pip_env(Path(tmpdir)), capture_output=True,
+        proc = subprocess.run(cmd, env=lend_pip(Path(tmpdir)), capture_output=True,
                               text=True, timeout=1800, cwd=project)
     if proc.returncode != 0:
         raise RecipegenError(f"pip could not install {project} in editable mode:\n"
@@ -115,7 +103,7 @@ def pip_uninstall(prefix: Path, name: str) -> None:
     with tempfile.TemporaryDirectory(prefix="recipegen-pip-") as tmpdir:
         cmd = [str(python), "-m", "pip", "uninstall", "--yes", "--break-system-packages",
                name]
-        proc = subprocess.run(cmd, env=lent_pip_env(Path(tmpdir)), capture_output=True,
+        proc = subprocess.run(cmd, env=lend_pip(Path(tmpdir)), capture_output=True,
                               text=True, timeout=600, cwd=tmpdir)
     if proc.returncode != 0:
         raise RecipegenError(f"pip could not uninstall {name}:\n{proc.stderr[-2000:]}")

@@ -86,15 +86,20 @@ def _marker_holds(marker: Marker, env: dict[str, str], extras: tuple[str, ...]) 
     return any(marker.evaluate({**env, "extra": extra}) for extra in ("", *extras))
 
 
-def _lend_pip(tmp: Path) -> dict[str, str]:
-    """An environment for a subprocess in which ``python -m pip`` is recipegen's pip."""
+def lend_pip(tmp: Path) -> dict[str, str]:
+    """An environment in which ``python -m pip`` is recipegen's own pip (envs need none).
+
+    The target's own ``PYTHON*``/``CONDA*`` settings are dropped, and no bytecode is
+    written: asking an env's python a question must not change the env.
+    """
     import pip
 
-    (tmp / "pip").symlink_to(Path(pip.__file__).parent, target_is_directory=True)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(tmp)
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    env["PIP_NO_INPUT"] = "1"
+    link = tmp / "pip"
+    if not link.exists():
+        link.symlink_to(Path(pip.__file__).parent, target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "CONDA"))}
+    env.update(PYTHONPATH=str(tmp), PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1",
+               PYTHONDONTWRITEBYTECODE="1")
     return env
 
 
@@ -131,7 +136,7 @@ def resolve(requirements: list[str], *, python: Path | str,
         for c in constraints:
             cmd += ["--constraint", str(c)]
         cmd += [str(r) for r in parsed]
-        env = _lend_pip(tmp)
+        env = lend_pip(tmp)
         if not use_cache:
             env["PIP_NO_CACHE_DIR"] = "1"
         try:

@@ -127,7 +127,8 @@ def inspect_target(prefix: Path) -> Target:
 def marker_environment(python: Path | str = sys.executable) -> dict[str, str]:
     """PEP 508 marker values as the given interpreter sees them."""
     try:
-        out = subprocess.run([str(python), "-I", "-c", _MARKER_ENV_SNIPPET], check=True,
+        # -B: asking an env's python a question must not write bytecode into the env.
+        out = subprocess.run([str(python), "-I", "-B", "-c", _MARKER_ENV_SNIPPET], check=True,
                              capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
         raise RecipegenError(f"cannot run the target's python {python}: {exc}") from exc
