@@ -24,7 +24,8 @@ _INDEX_SNIPPET = """
 import asyncio, sys
 from pathlib import Path
 from rattler.index import index_fs
-asyncio.run(index_fs(Path(sys.argv[1]), write_zst=False, write_shards=False))
+asyncio.run(index_fs(Path(sys.argv[1]), write_zst=False, write_shards=False,
+                     force=sys.argv[2] == "force"))
 """
 
 
@@ -40,11 +41,12 @@ def locked(channel: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def index(channel: Path, subdirs: tuple[str, ...] = ()) -> None:
-    """Rewrite the channel's repodata from the package files in it."""
+def index(channel: Path, subdirs: tuple[str, ...] = (), *, force: bool = False) -> None:
+    """Rewrite the channel's repodata from the package files in it (``force``: all of it)."""
     for subdir in {"noarch", *subdirs}:
         (channel / subdir).mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([sys.executable, "-c", _INDEX_SNIPPET, str(channel)],
+    proc = subprocess.run([sys.executable, "-c", _INDEX_SNIPPET, str(channel),
+                           "force" if force else ""],
                           capture_output=True, text=True, timeout=600)
     if not (channel / "noarch" / "repodata.json").exists():
         raise RecipegenError(f"indexing the channel {channel} failed:\n{proc.stderr[-2000:]}")

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recipegen import localchannel
 from recipegen.errors import RecipegenError
 
 PYTHON_BUILD_NUMBER = 0
@@ -595,28 +596,7 @@ def _build(
     return pkg.name
 
 
-_INDEX_CODE = textwrap.dedent("""\
-    import asyncio, sys
-    from rattler.index import index_fs
-    asyncio.run(index_fs(sys.argv[1], write_zst=False, write_shards=False, force=True))
-""")
-
-
 def _index(channel: Path) -> None:
-    """Rewrite the channel's repodata.json files.
-
-    In a subprocess: ``index_fs`` can crash the interpreter at exit, so the files, not the exit
-    code, tell whether it worked (the caller checks the packages it needs are listed).
-    """
-    proc = subprocess.run(
-        [sys.executable, "-c", _INDEX_CODE, str(channel)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    if not (channel / "noarch" / "repodata.json").is_file():
-        raise RecipegenError(
-            f"indexing the seed channel {channel} failed (exit {proc.returncode})",
-            log=_tail(proc.stderr),
-        )
+    """Rewrite the seed channel's repodata.json files: all of them, since a seed may have
+    stopped between moving a package in and indexing it."""
+    localchannel.index(channel, force=True)
