@@ -68,10 +68,16 @@ class BuildFailed(RecipegenError):
         failed = [o for o in outcomes if o.status == "failed"]
         first = failed[0]
         names = ", ".join(o.name for o in failed)
+        done = [o.name for o in outcomes if o.status in ("built", "cached")]
+        skipped = [o.name for o in outcomes if o.status == "skipped"]
+        summary = "".join(f"\n  {label}: {', '.join(group)}" for label, group in
+                          (("built", done), ("not built, a dependency failed", skipped))
+                          if group)
         super().__init__(
-            f"building {names} failed: {first.error}",
-            hint="read the log, fix the cause (or pin another version) and run again; "
-            "packages already built are kept and will not be rebuilt",
+            f"building {names} failed: {first.error}{summary}",
+            hint="nothing was installed; read the log, fix the cause (or pin another "
+            "version) and run again; packages already built are kept and will not be "
+            "rebuilt",
             package=first.name,
             log=str(first.log),
         )

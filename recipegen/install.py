@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sys
@@ -96,10 +97,15 @@ def solve(target: Target, specs: list[str], channels: list[str], *, gateway,
             constraints=list(constraints) or None,
         ))
     except SolverError as exc:
+        explanation = readable_solver_error(str(exc))
+        involved = [f"{r.name.normalized} {r.version}" for r in installed
+                    if re.search(rf"(?m)^\s*- {re.escape(r.name.normalized)} ", explanation)]
         raise RecipegenError(
             "the final solve found no way to install " + ", ".join(specs) + ":\n"
-            + readable_solver_error(str(exc)),
-            hint="nothing was changed; relax a version pin, or add a channel with -c",
+            + explanation + ("\n  in the env already: " + ", ".join(involved)
+                             if involved else ""),
+            hint="nothing was changed; relax a version pin, remove what conflicts from the "
+            "env (recipegen remove NAME), or add a channel with -c",
         ) from exc
     before = {r.name.normalized: r for r in installed}
     after = {r.name.normalized: r for r in records}
@@ -115,9 +121,13 @@ def solve(target: Target, specs: list[str], channels: list[str], *, gateway,
 
 
 def readable_solver_error(text: str) -> str:
-    """The solver's explanation, without its tree-drawing noise."""
+    """The solver's explanation as an indented list: its box-drawing tree, spelt plainly."""
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-    return "\n".join("  " + line for line in lines[:40])
+    plain = [line.replace("├─ ", "- ").replace("└─ ", "- ").replace("│", " ")
+             .replace("Cannot solve the request because of: ", "") for line in lines[:40]]
+    if len(lines) > 40:
+        plain.append(f"... ({len(lines) - 40} more lines)")
+    return "\n".join("  " + line for line in plain)
 
 
 

@@ -64,6 +64,7 @@ class InstallRequest:
     keep_going: bool = False
     mapping_overrides: dict[str, str] = field(default_factory=dict)
     grayskull_timeout: float = 300.0
+    resolve_timeout: float = 900.0  # pip's resolver, with the build backends it runs
     flavour: Flavour = "local"
     maintainers: tuple[str, ...] = ()
     use_channels: bool = True  # False: plan as if no channel had anything (generate)
@@ -220,7 +221,8 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
     def resolver(requirements: list[str], constrained: bool) -> Resolution:
         return resolve(requirements, python=python_exe,
                        constraints=req.constraints if constrained else (),
-                       use_cache=not req.dry_run)
+                       use_cache=not req.dry_run, timeout=req.resolve_timeout,
+                       log_dir=None if req.dry_run else work.logs)
 
     def prefetch(resolution: Resolution) -> None:
         """One batched channel query for every name a resolution brings."""
