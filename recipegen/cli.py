@@ -705,7 +705,13 @@ def main(argv: list[str] | None = None) -> int:
         _print_error(exc, args)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("recipegen: interrupted; the env was not changed", file=sys.stderr)
+        from recipegen.install import CHANGED
+
+        if CHANGED:
+            print(f"recipegen: interrupted after the change of {CHANGED[-1]} was complete",
+                  file=sys.stderr)
+        else:
+            print("recipegen: interrupted; the env was not changed", file=sys.stderr)
         return 130
 
 
