@@ -178,7 +178,14 @@ def make_plan(req: InstallRequest, reporter: Reporter) -> InstallPlan:
     if not req.dry_run:
         return _make_plan(req, reporter, WorkRoot.at(req.work_root).cache)
     with tempfile.TemporaryDirectory(prefix="recipegen-dry-run-") as tmp:
-        return _make_plan(req, reporter, Path(tmp))
+        try:
+            return _make_plan(req, reporter, Path(tmp))
+        except RecipegenError as exc:
+            if exc.log and exc.log.startswith(tmp):  # a log in the folder that goes now
+                from recipegen.procgroup import tail
+
+                exc.log = tail(Path(exc.log), 2000)
+            raise
 
 
 def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallPlan:

@@ -150,9 +150,12 @@ def _probe(index: str, name: str) -> str | None:
 
     from recipegen.pypi import http_timeout
 
+    if not index.startswith(("http://", "https://")):
+        return None  # a local folder: pip says itself when it is not there
     url = index.rstrip("/") + "/" + canonicalize_name(name) + "/"
     try:
-        resp = requests.get(url, timeout=min(http_timeout(), 15.0))
+        resp = requests.get(url, timeout=min(http_timeout(), 15.0),
+                            verify=os.environ.get("PIP_CERT") or True)
     except requests.RequestException as exc:
         reason = str(exc.__context__ or exc).split(": ", 1)[-1][:200]
         return f"the package index {index} cannot be reached ({type(exc).__name__}: {reason})"

@@ -133,6 +133,17 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def assert_no_processes_with(marker: str) -> None:
+    """No process holding ``marker`` is left; a SIGKILLed one may take a moment to die."""
+    import time
+
+    for _ in range(200):
+        if not processes_with(marker):
+            return
+        time.sleep(0.05)
+    assert processes_with(marker) == []
+
+
 def about_json(package: Path) -> dict:
     """``info/about.json`` of a ``.conda`` file."""
     import io

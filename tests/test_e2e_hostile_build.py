@@ -23,10 +23,10 @@ from hostile import (
     Scene,
     assert_channel_consistent,
     assert_failed_clearly,
+    assert_no_processes_with,
     assert_unchanged,
     events,
     packages_in,
-    processes_with,
 )
 from rattler_build import Stage0Recipe, VariantConfig
 
@@ -98,7 +98,7 @@ def _assert_nothing_half_done(work: Path, marker: str) -> None:
     assert not list((work / "cache").rglob(".part-*"))
     assert not list((work / "staging").glob("*"))
     assert_channel_consistent(work)
-    assert processes_with(marker) == []
+    assert_no_processes_with(marker)
 
 
 def _statuses(found: list[dict]) -> dict[str, str]:

@@ -20,8 +20,8 @@ from hostile import (
     about_json,
     assert_channel_consistent,
     assert_failed_clearly,
+    assert_no_processes_with,
     assert_unchanged,
-    processes_with,
 )
 from rattler_build import Stage0Recipe, VariantConfig
 
@@ -157,7 +157,7 @@ def test_a_setup_py_that_hangs_or_floods_is_killed(scene: Scene, how: str) -> No
                           "killed with every process it started", f"log: {log}", code=1)
     assert log.is_file()
     assert log.stat().st_size < (64 << 20) + (8 << 20)
-    assert processes_with(marker) == []
+    assert_no_processes_with(marker)
     assert_unchanged(scene.env, before, scene.work)
 
 
@@ -165,11 +165,11 @@ def test_a_build_backend_that_hangs_while_pip_resolves_is_killed(scene: Scene) -
     marker = f"recipegen-test-{uuid.uuid4().hex}"
     scene.index.add(Project("backend-hangs", hooks={"metadata": _hang(marker)}))
     before = snapshot(scene.env)
-    proc = scene.install("backend-hangs", "--resolve-timeout", "15")
-    assert_failed_clearly(proc, "pip's resolver did not finish within 15 s for backend-hangs",
+    proc = scene.install("backend-hangs", "--resolve-timeout", "8")
+    assert_failed_clearly(proc, "pip's resolver did not finish within 8 s for backend-hangs",
                           "killed with every process it started", "--resolve-timeout",
                           f"log: {scene.work / 'logs' / 'resolve.log'}", code=1)
-    assert processes_with(marker) == []
+    assert_no_processes_with(marker)
     assert_unchanged(scene.env, before, scene.work)
 
 
