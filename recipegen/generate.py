@@ -175,9 +175,13 @@ def _url(value: str | None) -> str | None:
     if not value:
         return None
     value = value.strip()
-    parts = urlparse(value)
-    ok = parts.scheme in ("http", "https") and parts.netloc and not any(c.isspace()
-                                                                        for c in value)
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return None
+    try:
+        parts = urlparse(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # "https://[oops": metadata is not always a URL
+        return None
     return value if ok else None
 
 

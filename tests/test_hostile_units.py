@@ -18,7 +18,7 @@ from hostile import assert_no_processes_with, processes_with
 from recipegen import localchannel, procgroup
 from recipegen._pip_guard import member_problem
 from recipegen.errors import RecipegenError
-from recipegen.generate import safe_entry_points
+from recipegen.generate import _url, safe_entry_points
 from recipegen.install import readable_solver_error
 from recipegen.licenses import spdx
 from recipegen.pypi import DistFile, PyPI
@@ -61,6 +61,14 @@ def test_entry_points_that_are_not_plain_are_left_out() -> None:
     assert kept == ("tool = pkg.cli:main", "tool2 = pkg.cli:main", "ok = pkg.mod:obj.attr")
     assert refused == ("x$(touch /tmp/p) = pkg:main", "../escape = pkg:main",
                        ".hidden = pkg:main", "name = ${{ env.get('HOME') }}", "a b = pkg:main")
+
+
+@pytest.mark.parametrize(("url", "kept"), [
+    ("https://example.org/p", True), ("https://example.org/${{x}}?q=a:b#c", True),
+    ("https://[not-ipv6", False), ("https://exa\x00mple.org", False), ("http://:80", False),
+    ("javascript:alert(1)", False), ("https://exa mple.org", False), ("", False)])
+def test_only_http_urls_become_homepages(url: str, kept: bool) -> None:
+    assert _url(url) == (url if kept else None)  # ("https://[not-ipv6" raised ValueError)
 
 
 @pytest.mark.parametrize("text", ["MIT AND", 'MIT ${{ env.get("HOME") }}', "{% if %}",
