@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recipegen._pip_guard import member_problem, name_problem, refusal
 from recipegen.errors import RecipegenError
 
 LICENSE_STEMS = ("license", "licence", "copying", "notice", "copyright", "unlicense")
@@ -55,26 +56,17 @@ def is_license_name(path: str) -> bool:
 
 def _unsafe(name: str, reason: str, archive: Path) -> RecipegenError:
     return RecipegenError(
-        f"refusing {archive.name}: member {name!r} {reason}",
+        refusal(archive.name, name, reason),
         hint="the archive could write outside its folder when unpacked; nothing was run "
         "or built from it (report it to the package's maintainers)",
     )
 
 
 def _check_member(name: str, archive: Path) -> str:
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise _unsafe(name, "has an absolute path", archive)
-    norm = posixpath.normpath(name)
-    if norm == ".." or norm.startswith("../") or "/../" in f"/{norm}/":
-        raise _unsafe(name, "points outside the archive (..)", archive)
-    return norm
-
-
-def _link_escapes(member_name: str, target: str) -> bool:
-    if target.startswith("/"):
-        return True
-    joined = posixpath.normpath(posixpath.join(posixpath.dirname(member_name), target))
-    return joined == ".." or joined.startswith("../")
+    problem = name_problem(name)
+    if problem:
+        raise _unsafe(name, problem, archive)
+    return posixpath.normpath(name)
 
 
 def _tar_members(path: Path) -> tuple[list[str], dict[str, bytes]]:
@@ -83,24 +75,17 @@ def _tar_members(path: Path) -> tuple[list[str], dict[str, bytes]]:
     try:
         with tarfile.open(path) as tar:
             for member in tar.getmembers():
-                name = _check_member(member.name, path)
-                if member.islnk():
-                    # Hard link targets are archive paths: the same rules as names.
-                    _check_member(member.linkname, path)
+                problem = member_problem(member)
+                if problem:
+                    raise _unsafe(member.name, problem, path)
+                if not member.isfile():
                     continue
-                if member.issym():
-                    if _link_escapes(name, member.linkname):
-                        raise _unsafe(member.name, f"links outside the archive "
-                                      f"({member.linkname})", path)
-                    continue
-                if member.isdev() or member.isfifo():
-                    raise _unsafe(member.name, "is a device or fifo", path)
-                if member.isfile():
-                    names.append(name)
-                    if name.count("/") <= 1 and name.endswith("pyproject.toml"):
-                        fh = tar.extractfile(member)
-                        if fh is not None:
-                            wanted[name] = fh.read()
+                name = posixpath.normpath(member.name)
+                names.append(name)
+                if name.count("/") <= 1 and name.endswith("pyproject.toml"):
+                    fh = tar.extractfile(member)
+                    if fh is not None:
+                        wanted[name] = fh.read()
     except tarfile.TarError as exc:
         raise RecipegenError(f"{path.name} is not a readable tar archive: {exc}") from exc
     return names, wanted

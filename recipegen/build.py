@@ -68,10 +68,16 @@ class BuildFailed(RecipegenError):
         failed = [o for o in outcomes if o.status == "failed"]
         first = failed[0]
         names = ", ".join(o.name for o in failed)
+        done = [o.name for o in outcomes if o.status in ("built", "cached")]
+        skipped = [o.name for o in outcomes if o.status == "skipped"]
+        summary = "".join(f"\n  {label}: {', '.join(group)}" for label, group in
+                          (("built", done), ("not built, a dependency failed", skipped))
+                          if group)
         super().__init__(
-            f"building {names} failed: {first.error}",
-            hint="read the log, fix the cause (or pin another version) and run again; "
-            "packages already built are kept and will not be rebuilt",
+            f"building {names} failed: {first.error}{summary}",
+            hint="nothing was installed; read the log, fix the cause (or pin another "
+            "version) and run again; packages already built are kept and will not be "
+            "rebuilt",
             package=first.name,
             log=str(first.log),
         )
@@ -142,16 +148,27 @@ def kill_active() -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+#: Where the cause of a failed build ends in its log, most telling first: pip's report
+#: of a backend that failed (the backend's own traceback is right above), pip's internal
+#: traceback of that (noise), rattler-build's end of the script.
+_CAUSE_ENDS = ("error: subprocess-exited-with-error", "Exception information:",
+               "Script execution failed", "Traceback (most recent call last)")
+
+
 def _excerpt(log: Path, lines: int = 12) -> str:
     """The lines of a build log that usually say why it failed."""
     try:
-        text = log.read_text(errors="replace").splitlines()
+        raw = log.read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    cut = next((i for i, line in enumerate(text) if "Script execution failed" in line
-                or line.startswith("Traceback")), len(text))
-    keep = [line.removeprefix("[info] ").removeprefix("[error] ").rstrip()
-            for line in text[:cut] if line.strip() not in ("", "[info]", "[error]")]
+    text = [line.removeprefix("[info] ").removeprefix("[error] ").rstrip() for line in raw]
+    cut = len(text)
+    for end in _CAUSE_ENDS:
+        found = next((i for i, line in enumerate(text) if end in line), None)
+        if found is not None:
+            cut = found
+            break
+    keep = [line for line in text[:cut] if line.strip() not in ("", "[info]", "[error]")]
     tail = keep[-lines:]
     return ("\n    " + "\n    ".join(tail)) if tail else ""
 

@@ -6,6 +6,7 @@ import argparse
 import faulthandler
 import json
 import os
+import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -137,6 +138,7 @@ def _request(args: argparse.Namespace, prefix: Path):
         keep_going=args.keep_going,
         mapping_overrides=_overrides(args),
         grayskull_timeout=args.grayskull_timeout,
+        resolve_timeout=args.resolve_timeout,
         protect=not getattr(args, "no_protect", False),
     )
     for c in req.constraints:
@@ -179,6 +181,10 @@ def cmd_install(args: argparse.Namespace) -> int:
 
     reporter = _reporter(args)
     prefix = _prefix(args.prefix)
+    if not args.dry_run:
+        from recipegen.target import check_writable
+
+        check_writable(prefix)
     project = None
     if args.editable:
         from recipegen.editable import read_project
@@ -536,6 +542,8 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
                    help="override a PyPI→conda name mapping; repeatable")
     p.add_argument("--grayskull-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="kill recipe generation for one package after this long")
+    p.add_argument("--resolve-timeout", type=float, default=900.0, metavar="SECONDS",
+                   help="kill pip's resolver (and a build backend it runs) after this long")
     p.add_argument("--lock", metavar="PATH",
                    help="lock file to write, or to read with --locked "
                    "(default: WORK_ROOT/recipegen.lock)")
@@ -676,6 +684,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    """Ctrl-C: children in sessions of their own (pip, grayskull) don't get it; end them."""
+    from recipegen import procgroup
+
+    procgroup.kill_all()
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     # A crash inside the Rust libraries should leave a Python traceback to report.
     faulthandler.enable()
@@ -689,7 +705,13 @@ def main(argv: list[str] | None = None) -> int:
         _print_error(exc, args)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("recipegen: interrupted; the env was not changed", file=sys.stderr)
+        from recipegen.install import CHANGED
+
+        if CHANGED:
+            print(f"recipegen: interrupted after the change of {CHANGED[-1]} was complete",
+                  file=sys.stderr)
+        else:
+            print("recipegen: interrupted; the env was not changed", file=sys.stderr)
         return 130
 
 
@@ -700,6 +722,7 @@ def run() -> None:
     ("PyGILState_Release ... finalizing", SIGABRT) after a successful install, which
     would turn exit status 0 into -6. Everything is flushed first; nothing is lost.
     """
+    signal.signal(signal.SIGINT, _interrupted)
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -118,10 +118,12 @@ def compile_bytecode(prefix: Path, records: list[tuple[Path, dict]], py: str) ->
         fh.write("\n".join(sources) + "\n")
         listing = fh.name
     try:
-        # conda's compile_multiple_pyc: relative paths from the prefix, -l, -j 0.
+        # conda's compile_multiple_pyc: relative paths from the prefix, -l, -j 0. In a
+        # session of its own: a Ctrl-C is held until the env is consistent, for it too.
         proc = subprocess.run([str(python), "-Wi", "-m", "compileall", "-q", "-l", "-i",
                                listing, "-j", "0"], cwd=prefix, capture_output=True,
-                              text=True, timeout=900, env=_clean_env())
+                              text=True, timeout=900, env=_clean_env(),
+                              start_new_session=True)
     finally:
         os.unlink(listing)
     if proc.returncode not in (0, 1):  # 1: some file had a syntax error (conda logs it too)

@@ -65,6 +65,10 @@ DROP_DIRECT_URL = (
 MAX_DESCRIPTION = 4000
 #: A wheel name safe to put in a shell command (it goes into the build script).
 WHEEL_NAME = re.compile(r"[A-Za-z0-9_.+!]+-[A-Za-z0-9_.+!-]+\.whl")
+#: A console script rattler-build can write and a test can run: a plain file name, and a
+#: dotted ``module:function`` (PyPI metadata could name ``../x`` or shell syntax).
+ENTRY_POINT = re.compile(r"\s*([A-Za-z0-9_][A-Za-z0-9._+-]*)\s*=\s*"
+                         r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*:\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*")
 #: PEP 517's fallback for projects without ``[build-system]``.
 LEGACY_BUILD_REQUIRES = ("setuptools>=40.8.0",)
 
@@ -172,9 +176,13 @@ def _url(value: str | None) -> str | None:
     if not value:
         return None
     value = value.strip()
-    parts = urlparse(value)
-    ok = parts.scheme in ("http", "https") and parts.netloc and not any(c.isspace()
-                                                                        for c in value)
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return None
+    try:
+        parts = urlparse(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # "https://[oops": metadata is not always a URL
+        return None
     return value if ok else None
 
 
@@ -190,8 +198,9 @@ def _project_urls(dist: ResolvedDist) -> dict[str, str]:
 
 def _homepage(dist: ResolvedDist, upstream: UpstreamRecipe | None) -> str:
     urls = _project_urls(dist)
-    candidates = [upstream.homepage if upstream else None, urls.get("homepage"),
-                  urls.get("home"), dist.metadata.get("home_page"), urls.get("source"),
+    # The release's own metadata first: grayskull's copy went through YAML and lost text.
+    candidates = [urls.get("homepage"), urls.get("home"), dist.metadata.get("home_page"),
+                  upstream.homepage if upstream else None, urls.get("source"),
                   urls.get("repository")]
     for candidate in candidates:
         url = _url(candidate)
@@ -309,6 +318,19 @@ def entry_point_tests(info: SdistInfo | None, entry_points: tuple[str, ...],
     return tuple(tests[:1])
 
 
+def safe_entry_points(entries: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Entry points as ``name = module:function``, and those refused (kept for a warning)."""
+    kept: list[str] = []
+    refused: list[str] = []
+    for entry in entries:
+        match = ENTRY_POINT.fullmatch(entry)
+        if match and not match.group(1).startswith("."):
+            kept.append(f"{match.group(1)} = {match.group(2)}:{match.group(3)}")
+        else:
+            refused.append(entry)
+    return tuple(dict.fromkeys(kept)), tuple(refused)
+
+
 def _python_min_for(dist: ResolvedDist, global_min: str) -> str | None:
     """``python_min`` to set in the recipe: only when the package needs a newer Python."""
     if not dist.requires_python:
@@ -351,7 +373,11 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
     info: SdistInfo | None = None
     upstream: UpstreamRecipe | None = None
     if sdist is not None:
-        info = inspect_sdist(ctx.pypi.download(sdist, ctx.cache_dir / "sdists"))
+        try:
+            info = inspect_sdist(ctx.pypi.download(sdist, ctx.cache_dir / "sdists"))
+        except RecipegenError as exc:
+            exc.package = exc.package or dist.name
+            raise
         upstream = run_grayskull(dist.display_name, dist.version, sdist_url=sdist.url,
                                  sha256=sdist.sha256, timeout=ctx.grayskull_timeout,
                                  cache_dir=ctx.cache_dir)
@@ -388,14 +414,22 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
         classifiers=meta.get("classifier") or (),
         grayskull=upstream.license if upstream else None)
     license_files = _license_files(info, upstream)
+    # PyPI's licence field, word for word, when it is no SPDX expression itself.
+    license_text = meta.get("license_expression") or meta.get("license") or None
+    if (license_text and licenses.spdx(license_text)) or len(license_text or "") > \
+            MAX_DESCRIPTION or conda_forge:
+        license_text = None
     if license_id is None:
         warnings.append(f"{dist.display_name} {dist.version}: no SPDX licence in its metadata; "
-                        "the recipe has no license field")
+                        "the recipe has no license field"
+                        + (" (the text is kept in extra.recipegen.pypi_license)"
+                           if license_text else ""))
     if not license_files:
         warnings.append(f"{dist.display_name} {dist.version}: no licence file found in the "
                         "source; the recipe has no license_file")
-    description = upstream.description if upstream else None
-    if description and len(description) > MAX_DESCRIPTION:
+    # Outer whitespace goes: rattler-build trims a value that went through Jinja anyway.
+    description = (upstream.description or "").strip() if upstream else None
+    if not description or len(description) > MAX_DESCRIPTION:
         description = None
     python_host = "python ${{ python_min }}.*" if conda_forge and pure else "python"
     host_conda = (python_host, "pip", *_conda_specs(host, ctx.mapper, ("python", "pip")))
@@ -417,7 +451,13 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
         notes.append(requirements.Note(dist.display_name, "from the wheel",
                                        f"no sdist on PyPI; the recipe repackages "
                                        f"{wheel.filename}"))
-    entry_points = tuple(upstream.entry_points) if upstream else ()
+    entry_points, refused = safe_entry_points(list(upstream.entry_points) if upstream else [])
+    for entry in refused:
+        warnings.append(f"{dist.display_name} {dist.version}: entry point {entry!r} left out: "
+                        "not a plain command name and module:function")
+        notes.append(requirements.Note(dist.display_name, "entry point left out",
+                                       f"{entry!r} is not a plain command name = "
+                                       "module:function"))
     spec = RecipeSpec(
         name=mapped.conda,
         version=dist.version,
@@ -438,7 +478,8 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
         pip_check=True,
         test_commands=entry_point_tests(info, entry_points, dist.requires_dist),
         homepage=_homepage(dist, upstream),
-        summary=(upstream.summary if upstream else None) or meta.get("summary"),
+        summary=(meta.get("summary") or (upstream.summary if upstream else None) or "").strip()
+        or None,
         description=description,
         license=license_id or "",
         license_files=license_files,
@@ -449,6 +490,7 @@ def generate(dist: ResolvedDist, resolution: Resolution, ctx: GenerateContext) -
         test_python_min=conda_forge and pure,
         maintainers=ctx.maintainers if conda_forge else (),
         provenance=not conda_forge,
+        license_text=license_text,
         notes=tuple(str(n) for n in notes if n.action != "dropped" or n.subject[0] != "["),
     )
     if not conda_forge:

@@ -121,6 +121,10 @@ class History:
         if tool_version:
             lines.append(f"# recipegen version: {tool_version}")
         lines += [f"-{d}" for d in removed] + [f"+{d}" for d in added]
+        if not (removed or added):
+            # Only specs changed. conda reads a block without +/- lines as the whole state,
+            # so an empty one would say the env is empty: state it in full.
+            lines += sorted(current)
         if remove:
             lines.append(f"# remove specs: {remove!r}")
         if update:

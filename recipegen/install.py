@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sys
@@ -96,10 +97,15 @@ def solve(target: Target, specs: list[str], channels: list[str], *, gateway,
             constraints=list(constraints) or None,
         ))
     except SolverError as exc:
+        explanation = readable_solver_error(str(exc))
+        involved = [f"{r.name.normalized} {r.version}" for r in installed
+                    if re.search(rf"(?m)^\s*- {re.escape(r.name.normalized)} ", explanation)]
         raise RecipegenError(
             "the final solve found no way to install " + ", ".join(specs) + ":\n"
-            + readable_solver_error(str(exc)),
-            hint="nothing was changed; relax a version pin, or add a channel with -c",
+            + explanation + ("\n  in the env already: " + ", ".join(involved)
+                             if involved else ""),
+            hint="nothing was changed; relax a version pin, remove what conflicts from the "
+            "env (recipegen remove NAME), or add a channel with -c",
         ) from exc
     before = {r.name.normalized: r for r in installed}
     after = {r.name.normalized: r for r in records}
@@ -115,9 +121,13 @@ def solve(target: Target, specs: list[str], channels: list[str], *, gateway,
 
 
 def readable_solver_error(text: str) -> str:
-    """The solver's explanation, without its tree-drawing noise."""
+    """The solver's explanation as an indented list: its box-drawing tree, spelt plainly."""
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-    return "\n".join("  " + line for line in lines[:40])
+    plain = [line.replace("├─ ", "- ").replace("└─ ", "- ").replace("│", " ")
+             .replace("Cannot solve the request because of: ", "") for line in lines[:40]]
+    if len(lines) > 40:
+        plain.append(f"... ({len(lines) - 40} more lines)")
+    return "\n".join("  " + line for line in plain)
 
 
 
@@ -151,17 +161,28 @@ def _deferred_signals(reporter) -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if received:
-            reporter.warn("interrupted while changing the env: the change was finished "
-                          "first, so the env is consistent")
+    if received:  # (an error on the way out says what happened instead)
+        reporter.warn("interrupted while changing the env: the change was finished "
+                      "first, so the env is consistent")
 
 
 def apply(prefix: Path, change: EnvChange, reporter) -> None:
     """Make the prefix hold exactly ``change.records``, then write what conda expects.
 
-    The caller holds the prefix lock. Linking cannot be interrupted by Ctrl-C; if rattler
-    fails part-way, the previous package set is linked back.
+    The caller holds the prefix lock. Ctrl-C is held from the first change of the env
+    (creating its folder) to the last; if rattler fails part-way, the previous package set
+    is linked back.
     """
+    with _deferred_signals(reporter):
+        _apply(prefix, change, reporter)
+    CHANGED.append(prefix)
+
+
+#: Envs this process has changed (completely): what an interrupt afterwards must not deny.
+CHANGED: list[Path] = []
+
+
+def _apply(prefix: Path, change: EnvChange, reporter) -> None:
     from rattler import MatchSpec
     from rattler import install as rattler_install
 
@@ -183,29 +204,28 @@ def apply(prefix: Path, change: EnvChange, reporter) -> None:
     if unfinished:
         reporter.warn(f"an earlier change of this env was stopped while linking "
                       f"({unfinished.get('cmd', '?')}); this change completes the env")
-    with _deferred_signals(reporter):
-        envmeta.begin_change(prefix)
-        try:
-            asyncio.run(rattler_install(list(change.records), target_prefix=prefix,
-                                        installed_packages=before_records, platform=None,
-                                        show_progress=False, requested_specs=specs))
-        except Exception as exc:
-            restored = _roll_back(prefix, before_records, existed, reporter)
-            if restored and prefix.exists():
-                envmeta.end_change(prefix)
-            raise RecipegenError(
-                f"linking the packages into {prefix} failed: {exc}",
-                hint=("the env was put back as it was; " if restored else "")
-                + "check the channels, disk space and permissions, then try again") from exc
-        envmeta.complete(prefix, change.requested_specs)
-        envmeta.record_provenance(prefix, change.recipe_dirs)
-        after = {dist_str(r) for r in envmeta.read_records(prefix)}
-        History(prefix).record_change(before, after, cmd=["recipegen", *sys.argv[1:]],
-                                      update_specs=change.update_specs,
-                                      remove_specs=change.remove_specs,
-                                      tool_version=__version__)
-        protect.after_change(prefix, skip=not change.protect)
-        envmeta.end_change(prefix)
+    envmeta.begin_change(prefix)
+    try:
+        asyncio.run(rattler_install(list(change.records), target_prefix=prefix,
+                                    installed_packages=before_records, platform=None,
+                                    show_progress=False, requested_specs=specs))
+    except Exception as exc:
+        restored = _roll_back(prefix, before_records, existed, reporter)
+        if restored and prefix.exists():
+            envmeta.end_change(prefix)
+        raise RecipegenError(
+            f"linking the packages into {prefix} failed: {exc}",
+            hint=("the env was put back as it was; " if restored else "")
+            + "check the channels, disk space and permissions, then try again") from exc
+    envmeta.complete(prefix, change.requested_specs)
+    envmeta.record_provenance(prefix, change.recipe_dirs)
+    after = {dist_str(r) for r in envmeta.read_records(prefix)}
+    History(prefix).record_change(before, after, cmd=["recipegen", *sys.argv[1:]],
+                                  update_specs=change.update_specs,
+                                  remove_specs=change.remove_specs,
+                                  tool_version=__version__)
+    protect.after_change(prefix, skip=not change.protect)
+    envmeta.end_change(prefix)
 
 
 def _roll_back(prefix: Path, before: list, existed: bool, reporter) -> bool:

@@ -82,7 +82,10 @@ def spdx(text: str | None) -> str | None:
         return alias
     if text.startswith("LicenseRef-"):
         return text if text.replace("-", "").replace(".", "").isalnum() else None
-    info = _licensing().validate(text)
+    try:
+        info = _licensing().validate(text)
+    except Exception:  # license_expression itself fails on some input ("MIT AND")
+        return None
     if info.errors or not info.normalized_expression:
         return None
     return str(info.normalized_expression)

@@ -42,23 +42,48 @@ def locked(channel: Path) -> Iterator[None]:
 
 
 def index(channel: Path, subdirs: tuple[str, ...] = (), *, force: bool = False) -> None:
-    """Rewrite the channel's repodata from the package files in it (``force``: all of it)."""
+    """Rewrite the channel's repodata from the package files in it (``force``: all of it).
+
+    The indexer runs in a session of its own and is let finish even when recipegen is
+    interrupted (it takes a fraction of a second): killed, it could leave a repodata
+    file that lists half the channel.
+    """
     for subdir in {"noarch", *subdirs}:
         (channel / subdir).mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([sys.executable, "-c", _INDEX_SNIPPET, str(channel),
-                           "force" if force else ""],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.Popen([sys.executable, "-c", _INDEX_SNIPPET, str(channel),
+                             "force" if force else ""],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _out, err = proc.communicate(timeout=600)
+    except BaseException:
+        proc.communicate(timeout=600)
+        raise
     if not (channel / "noarch" / "repodata.json").exists():
-        raise RecipegenError(f"indexing the channel {channel} failed:\n{proc.stderr[-2000:]}")
+        raise RecipegenError(f"indexing the channel {channel} failed:\n{err[-2000:]}")
 
 
 def ensure(channel: Path, platform: str) -> None:
-    """Make ``channel`` a valid (possibly empty) channel for ``platform`` and noarch."""
+    """Make ``channel`` a valid (possibly empty) channel for ``platform`` and noarch.
+
+    A channel whose index disagrees with its files (a process was killed between placing
+    a package and indexing it) is indexed again.
+    """
     with locked(channel):
         missing = [s for s in ("noarch", platform)
                    if not (channel / s / "repodata.json").exists()]
-        if missing:
+        if missing or not is_consistent(channel):
             index(channel, (platform,))
+
+
+def is_consistent(channel: Path) -> bool:
+    """Whether the repodata lists exactly the package files that are there, per subdir."""
+    try:
+        listed = listed_files(channel)
+    except (OSError, ValueError):
+        return False
+    present = present_files(channel)
+    return ({k: v for k, v in listed.items() if v} == {k: v for k, v in present.items() if v})
 
 
 def has_package(channel: Path, subdir: str, file_name: str) -> Path | None:
@@ -67,17 +92,27 @@ def has_package(channel: Path, subdir: str, file_name: str) -> Path | None:
 
 
 def publish(packages: list[Path], channel: Path) -> list[Path]:
-    """Move finished package files into the channel and re-index it, under the lock."""
+    """Move finished package files into the channel and re-index it, under the lock.
+
+    A package is copied under a name no indexer takes for a package, then renamed: the
+    channel never holds part of one, even after a kill. Copies left by a killed process
+    are removed (under the lock, no other process is copying).
+    """
     placed: list[Path] = []
     with locked(channel):
         for package in packages:
             subdir = package.parent.name
             dest_dir = channel / subdir
             dest_dir.mkdir(parents=True, exist_ok=True)
-            tmp = dest_dir / f".incoming-{os.getpid()}-{package.name}"
-            shutil.copyfile(package, tmp)
-            os.chmod(tmp, 0o644)  # rattler-build writes 0600; a channel is for everyone
-            os.replace(tmp, dest_dir / package.name)
+            for stale in dest_dir.glob(".incoming-*"):
+                stale.unlink(missing_ok=True)
+            tmp = dest_dir / f".incoming-{os.getpid()}-{package.name}.part"
+            try:
+                shutil.copyfile(package, tmp)
+                os.chmod(tmp, 0o644)  # rattler-build writes 0600; a channel is for everyone
+                os.replace(tmp, dest_dir / package.name)
+            finally:
+                tmp.unlink(missing_ok=True)
             placed.append(dest_dir / package.name)
         index(channel, tuple({p.parent.name for p in placed}))
     return placed

@@ -64,6 +64,7 @@ class InstallRequest:
     keep_going: bool = False
     mapping_overrides: dict[str, str] = field(default_factory=dict)
     grayskull_timeout: float = 300.0
+    resolve_timeout: float = 900.0  # pip's resolver, with the build backends it runs
     flavour: Flavour = "local"
     maintainers: tuple[str, ...] = ()
     use_channels: bool = True  # False: plan as if no channel had anything (generate)
@@ -177,7 +178,14 @@ def make_plan(req: InstallRequest, reporter: Reporter) -> InstallPlan:
     if not req.dry_run:
         return _make_plan(req, reporter, WorkRoot.at(req.work_root).cache)
     with tempfile.TemporaryDirectory(prefix="recipegen-dry-run-") as tmp:
-        return _make_plan(req, reporter, Path(tmp))
+        try:
+            return _make_plan(req, reporter, Path(tmp))
+        except RecipegenError as exc:
+            if exc.log and exc.log.startswith(tmp):  # a log in the folder that goes now
+                from recipegen.procgroup import tail
+
+                exc.log = tail(Path(exc.log), 2000)
+            raise
 
 
 def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallPlan:
@@ -220,7 +228,8 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
     def resolver(requirements: list[str], constrained: bool) -> Resolution:
         return resolve(requirements, python=python_exe,
                        constraints=req.constraints if constrained else (),
-                       use_cache=not req.dry_run)
+                       use_cache=not req.dry_run, timeout=req.resolve_timeout,
+                       log_dir=None if req.dry_run else work.logs)
 
     def prefetch(resolution: Resolution) -> None:
         """One batched channel query for every name a resolution brings."""

@@ -32,6 +32,30 @@ def index_url() -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def http_timeout() -> float:
+    """Seconds one request to a package index may wait (``RECIPEGEN_HTTP_TIMEOUT``)."""
+    return _positive("RECIPEGEN_HTTP_TIMEOUT", 30.0)
+
+
+def http_tries() -> int:
+    """How often a failing request to a package index is tried (``RECIPEGEN_HTTP_TRIES``)."""
+    return max(1, int(_positive("RECIPEGEN_HTTP_TRIES", 3)))
+
+
+def _positive(variable: str, default: float) -> float:
+    text = os.environ.get(variable)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise RecipegenError(f"{variable}={text!r} is not a positive number",
+                             hint="unset it or set a number of seconds/tries")
+    return value
+
+
 @dataclass(frozen=True)
 class DistFile:
     """One file of a release, with an absolute URL."""
@@ -90,12 +114,12 @@ class Release:
 class PyPI:
     """A small PyPI JSON client with an on-disk cache, bounded retries and timeouts."""
 
-    def __init__(self, cache_dir: Path | None = None, *, timeout: float = 30.0,
-                 retries: int = 3, offline: bool = False) -> None:
+    def __init__(self, cache_dir: Path | None = None, *, timeout: float | None = None,
+                 retries: int | None = None, offline: bool = False) -> None:
         self.base = index_url()
         self.cache_dir = cache_dir
-        self.timeout = timeout
-        self.retries = retries
+        self.timeout = timeout or http_timeout()
+        self.retries = retries or http_tries()
         self.offline = offline
         self._session = requests.Session()
         self._memo: dict[str, dict] = {}
@@ -103,8 +127,8 @@ class PyPI:
     # -- HTTP -----------------------------------------------------------------------------
 
     def _get(self, url: str, headers: dict[str, str] | None = None,
-             stream: bool = False) -> requests.Response:
-        """GET with bounded retries on connection errors and 5xx; 4xx is final."""
+             stream: bool = False, package: str | None = None) -> requests.Response:
+        """GET with bounded retries on connection errors, timeouts and 5xx; 4xx is final."""
         last: str = ""
         for attempt in range(self.retries):
             try:
@@ -119,8 +143,11 @@ class PyPI:
             if attempt + 1 < self.retries:
                 time.sleep(min(0.5 * 2**attempt, 4.0))
         raise RecipegenError(
-            f"PyPI is not answering at {url} ({last}, {self.retries} tries)",
-            hint="check the network or RECIPEGEN_PYPI_URL, then run again",
+            f"PyPI is not answering at {url} ({last}; tried {self.retries} times, "
+            f"{self.timeout:g} s each)" + (f", for {package}" if package else ""),
+            hint="check the network or RECIPEGEN_PYPI_URL, then run again "
+            "(RECIPEGEN_HTTP_TIMEOUT / RECIPEGEN_HTTP_TRIES to wait longer)",
+            package=package,
         )
 
     def _cache_path(self, key: str) -> Path | None:
@@ -152,19 +179,21 @@ class PyPI:
             headers["If-None-Match"] = cached["etag"]
         if cached and cached.get("last_modified"):
             headers["If-Modified-Since"] = cached["last_modified"]
-        resp = self._get(url, headers=headers)
+        resp = self._get(url, headers=headers, package=name)
         if resp.status_code == 304 and cached is not None:
             body = cached["body"]
         elif resp.status_code == 404:
             raise RecipegenError(f"{name!r} is not a project on PyPI ({url} answered 404)",
                                  hint="check the spelling of the package name", package=name)
         elif resp.status_code != 200:
-            raise RecipegenError(f"PyPI answered HTTP {resp.status_code} for {url}", package=name)
+            raise RecipegenError(f"PyPI answered HTTP {resp.status_code} for {url} ({name})",
+                                 package=name)
         else:
             try:
                 body = resp.json()
             except ValueError as exc:
-                raise RecipegenError(f"PyPI sent invalid JSON for {name!r}: {exc}") from exc
+                raise RecipegenError(f"PyPI sent invalid JSON for {name!r}: {exc}",
+                                     package=name) from exc
             body["_url"] = url
             if cache is not None:
                 _atomic_write(cache, json.dumps({
@@ -225,29 +254,48 @@ class PyPI:
             return dest
         if self.offline:
             raise RecipegenError(f"{file.filename} is not in the cache and --offline is set")
-        resp = self._get(file.url, stream=True)
-        if resp.status_code != 200:
-            raise RecipegenError(f"downloading {file.url} failed: HTTP {resp.status_code}")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in resp.iter_content(1 << 16):
-                    digest.update(chunk)
-                    out.write(chunk)
-            if digest.hexdigest() != file.sha256:
+        for attempt in range(1, self.retries + 1):
+            resp = self._get(file.url, stream=True, package=file.filename)
+            if resp.status_code != 200:
+                raise RecipegenError(f"downloading {file.url} failed: HTTP {resp.status_code}",
+                                     hint="check the index (RECIPEGEN_PYPI_URL), then run again")
+            try:
+                digest = _fetch_into(resp, dest, file.sha256)
+            except requests.RequestException as exc:  # the body stalled or broke off
+                if attempt == self.retries:
+                    raise RecipegenError(
+                        f"downloading {file.url} failed: {type(exc).__name__}: {exc} "
+                        f"(tried {self.retries} times)",
+                        hint="check the network or RECIPEGEN_PYPI_URL, then run again") from exc
+                continue
+            if digest != file.sha256:
                 raise RecipegenError(
-                    f"sha256 mismatch for {file.filename}: expected {file.sha256}, "
-                    f"got {digest.hexdigest()}",
+                    f"sha256 mismatch for {file.filename}: the index says {file.sha256}, "
+                    f"the file downloaded from {file.url} has {digest}",
                     hint="the file on the index changed or the download was corrupted; "
-                    "nothing was built from it",
+                    "nothing was run or built from it",
                 )
-            os.replace(tmp, dest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            break
         return dest
+
+
+def _fetch_into(resp: requests.Response, dest: Path, sha256: str) -> str:
+    """Stream a response to ``dest``, renamed into place only if whole and its sha256
+    matches; return the sha256 it has."""
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in resp.iter_content(1 << 16):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() == sha256:
+            os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return digest.hexdigest()
 
 
 _PYPI_FILE_PATH = re.compile(r"/packages/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{60})/([^/?#]+)$")

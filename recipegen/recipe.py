@@ -60,6 +60,9 @@ class RecipeSpec:
     test_python_min: bool = False  # test on ${{ python_min }}.* and the newest python
     maintainers: tuple[str, ...] = ()
     provenance: bool = False  # extra.recipegen (PyPI name and version): local builds only
+    #: PyPI's licence field when it is no SPDX expression (rattler-build takes only SPDX in
+    #: ``license``): kept word for word in ``extra.recipegen.pypi_license``.
+    license_text: str | None = None
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def content_hash(self) -> str:

@@ -124,6 +124,34 @@ def inspect_target(prefix: Path) -> Target:
     return Target(prefix=prefix, platform=platform, exists=True, installed=records)
 
 
+def check_writable(prefix: Path) -> None:
+    """Refuse, before any long work, a prefix that cannot be changed: under a file, on a
+    read-only file system, or owned by someone else. An env is only written at the end,
+    after every build; finding out then would waste them."""
+    prefix = Path(os.path.abspath(prefix))
+    existing = prefix
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"prefix {prefix} cannot be created: {existing} is a file",
+                         hint="pass -p with a new or existing conda env directory")
+    places = [existing] if existing != prefix else [prefix, prefix / "conda-meta"]
+    for place in places:
+        if place.is_dir() and not os.access(place, os.W_OK | os.X_OK):
+            raise UsageError(
+                f"the prefix {prefix} cannot be written: no write permission on {place}"
+                + (" (a read-only file system?)" if _read_only_fs(place) else ""),
+                hint="pass -p with an env you can write, or fix its permissions; "
+                "nothing was built or changed")
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def marker_environment(python: Path | str = sys.executable) -> dict[str, str]:
     """PEP 508 marker values as the given interpreter sees them."""
     try:

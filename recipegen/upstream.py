@@ -2,7 +2,8 @@
 
 grayskull runs the sdist's ``setup.py`` in-process and pip-installs its imports, so it
 runs in a subprocess (``recipegen._grayskull_worker``) in its own session, killed as a
-whole process group at the timeout and after it finishes. Its answer is reported as it
+whole process group at the timeout, when its output floods, on Ctrl-C and after it
+finishes (:mod:`recipegen.procgroup`). Its answer is reported as it
 is: no name remapping, marker fixing or spec translation happens here.
 """
 
@@ -14,15 +15,13 @@ import importlib.metadata
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from recipegen import procgroup
 from recipegen.errors import RecipegenError
 
 WORKER_MODULE = "recipegen._grayskull_worker"
@@ -95,25 +94,36 @@ def run_grayskull(name: str, version: str, *, sdist_url: str, sha256: str,
                   timeout: float = 300, cache_dir: Path | None = None) -> UpstreamRecipe:
     """grayskull's recipe for ``name==version`` built from exactly this sdist.
 
-    ``cache_dir`` keeps the answer per (name, version, sha256, grayskull version) and
-    keeps pip's installs of ``setup.py`` imports for later runs. Raises
-    ``RecipegenError`` on timeout or failure, with the tail of grayskull's output.
+    ``cache_dir`` keeps the answer per (name, version, sha256, grayskull version), keeps
+    pip's installs of ``setup.py`` imports for later runs, and keeps the log of a failed
+    run (``logs/``). Raises ``RecipegenError`` on timeout, an output flood or failure.
     """
+    from recipegen.pypi import index_url
+
     cache_file = _cache_file(cache_dir, name, version, sha256) if cache_dir else None
     if cache_file and (cached := _read_cache(cache_file, name, version, sha256)):
         return cached
-    request: dict[str, Any] = {"name": name, "version": version,
-                               "sdist_url": sdist_url, "sha256": sha256}
+    request: dict[str, Any] = {"name": name, "version": version, "sdist_url": sdist_url,
+                               "sha256": sha256, "pypi_url": index_url()}
     if cache_dir:
         request["pip_target_dir"] = str(Path(cache_dir, "pip-targets"))
         request["pip_cache_dir"] = str(Path(cache_dir, "pip-cache"))
-    answer, log = _run_worker(request, timeout)
+    keep = _log_file(cache_dir, name, version) if cache_dir else None
+    answer, log = _run_worker(request, timeout, keep)
     if not answer.get("ok"):
+        if keep is not None:
+            with open(keep, "a", encoding="utf-8") as fh:
+                fh.write("\n" + answer.get("traceback", ""))
         raise RecipegenError(
-            f"grayskull failed for {name} {version}: {answer.get('error')}",
-            package=name, log=_tail(answer.get("traceback", "") + "\n" + log),
+            f"grayskull failed for {name} {version}: {_first_line(answer.get('error'))}",
+            hint="the sdist's setup.py or metadata could not be read; pin another version "
+            "(or --map the package to a conda channel's) and run again",
+            package=name, log=str(keep) if keep else _tail(
+                answer.get("traceback", "") + "\n" + log),
         )
     recipe = UpstreamRecipe.from_json(answer["recipe"])
+    if keep is not None:
+        keep.unlink(missing_ok=True)
     if cache_file:
         _write_cache(cache_file, recipe)
     return recipe
@@ -122,39 +132,63 @@ def run_grayskull(name: str, version: str, *, sdist_url: str, sha256: str,
 # ---------------------------------------------------------------------- subprocess
 
 
-def _run_worker(request: dict[str, Any], timeout: float) -> tuple[dict[str, Any], str]:
-    """Run the worker on ``request``; return its JSON answer and its log."""
-    name = request["name"]
+def _run_worker(request: dict[str, Any], timeout: float,
+                keep: Path | None = None) -> tuple[dict[str, Any], str]:
+    """Run the worker on ``request``; return its JSON answer and the tail of its log.
+
+    The log goes to ``keep`` when given (and stays there), else to a temporary file.
+    """
+    name, version = request["name"], request["version"]
     with tempfile.TemporaryDirectory(prefix=f"recipegen-grayskull-{name}-") as tmp:
         work = Path(tmp)
         request = {**request, "workdir": str(work / "work")}
         (work / "request.json").write_text(json.dumps(request))
+        log_path = keep or work / "log.txt"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_bytes(b"")
         with (open(work / "request.json", "rb") as stdin,
-              open(work / "answer.json", "wb") as stdout,
-              open(work / "log.txt", "wb") as stderr):
-            start = time.monotonic()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", WORKER_MODULE], stdin=stdin, stdout=stdout,
-                stderr=stderr, cwd=tmp, env=_worker_env(), start_new_session=True,
-            )
-            status = _wait_then_kill_group(proc, timeout)
-            elapsed = time.monotonic() - start
-        log = _read_text(work / "log.txt")
-        log += f"\n[recipegen: grayskull worker ran {elapsed:.2f} s]"
-        if status is None:
+              open(work / "answer.json", "wb") as stdout):
+            done = procgroup.run([sys.executable, "-m", WORKER_MODULE], timeout=timeout,
+                                 log=log_path, stdout=stdout, stdin=stdin, cwd=tmp,
+                                 env=_worker_env())
+        where = str(keep) if keep else None
+        log = procgroup.tail(log_path, LOG_TAIL_CHARS)
+        log += f"\n[recipegen: grayskull worker ran {done.seconds:.2f} s]"
+        if done.timed_out:
             raise RecipegenError(
-                f"grayskull timed out after {timeout:g} s for {name} {request['version']}"
-                " (killed with its whole process group)",
-                package=name, log=_tail(log),
+                f"grayskull timed out after {timeout:g} s for {name} {version}"
+                " (killed with every process it started)",
+                hint="its setup.py may wait for something that never comes; raise "
+                "--grayskull-timeout if it is only slow",
+                package=name, log=where or _tail(log),
+            )
+        if done.flooded:
+            raise RecipegenError(
+                f"grayskull's output for {name} {version} passed "
+                f"{procgroup.MAX_OUTPUT >> 20} MB (its setup.py floods its output); "
+                "killed with every process it started",
+                hint="pin another version of the package, or --map it to a conda channel's",
+                package=name, log=where or _tail(log),
             )
         answer = _read_answer(work / "answer.json")
         if answer is None:
             raise RecipegenError(
-                f"grayskull worker for {name} {request['version']} died ({_describe(status)})"
-                f" after {elapsed:.1f} s without an answer",
-                package=name, log=_tail(log),
+                f"grayskull worker for {name} {version} died "
+                f"({procgroup.describe(done.returncode or 0)}) after {done.seconds:.1f} s "
+                "without an answer",
+                package=name, log=where or _tail(log),
             )
         return answer, log
+
+
+def _log_file(cache_dir: Path, name: str, version: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{name}-{version}")
+    return Path(cache_dir, "logs", f"grayskull-{safe}.log")
+
+
+def _first_line(text: object) -> str:
+    lines = [line for line in str(text or "").splitlines() if line.strip()]
+    return lines[0][:500] if lines else "unknown error"
 
 
 def _worker_env() -> dict[str, str]:
@@ -175,51 +209,6 @@ def _site_dirs() -> set[str]:
 
     dirs = [*site.getsitepackages(), site.getusersitepackages()]
     return {str(Path(d).resolve()) for d in dirs}
-
-
-def _wait_then_kill_group(proc: subprocess.Popen, timeout: float) -> int | None:
-    """Wait for the worker up to ``timeout``; then kill its whole process group.
-
-    The group is killed before the worker is reaped, so its pid (the group id) can't
-    have been reused meanwhile; it is killed on any way out (also Ctrl-C), since the
-    worker's own session won't get the terminal's signals. Returns the worker's exit
-    status, or None on timeout.
-    """
-    try:
-        return _wait_unreaped(proc.pid, timeout)
-    finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def _wait_unreaped(pid: int, timeout: float) -> int | None:
-    """Poll until ``pid`` exits (leaving it a zombie) or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        if info is not None:
-            exited = info.si_code == os.CLD_EXITED
-            return info.si_status if exited else -info.si_status
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 2, 0.025)  # cheap; keeps the added latency under 25 ms
-
-
-def _describe(returncode: int) -> str:
-    if returncode < 0:
-        return f"killed by signal {signal.Signals(-returncode).name}"
-    return f"exit code {returncode}"
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
 
 
 def _read_answer(path: Path) -> dict[str, Any] | None:

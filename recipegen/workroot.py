@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,8 @@ class WorkRoot:
         return self.logs / f"{name}.log"
 
     def ensure_writable(self) -> None:
-        """Create the root (and check it can be written) before any long work starts."""
+        """Create the root (and check it can be written) before any long work starts;
+        remove the staging folders of builds whose process was killed."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / f".write-test-{os.getpid()}"
@@ -71,3 +73,23 @@ class WorkRoot:
                 f"the work root {self.root} cannot be written: {exc.strerror or exc}",
                 hint="pass --work-root with a writable directory",
             ) from exc
+        self._remove_stale_staging()
+
+    def _remove_stale_staging(self) -> None:
+        """Staging folders are named ``<name>-<pid>-<thread>``; a dead pid's is left over."""
+        if not self.staging.is_dir():
+            return
+        for folder in self.staging.iterdir():
+            parts = folder.name.rsplit("-", 2)
+            if len(parts) == 3 and parts[1].isdigit() and not _alive(int(parts[1])):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -65,11 +65,15 @@ def seed_channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
     """Run ``python -m recipegen ARGS`` like a user would (no terminal on stdin)."""
 
-    def run(*args: str | Path, cwd: Path | None = None, env: dict | None = None,
+    def run(*args: str | Path, cwd: Path | None = None, env: dict[str, str | None] | None = None,
             timeout: float = 1800) -> subprocess.CompletedProcess:
         full_env = dict(os.environ)
         full_env.pop("CONDA_PREFIX", None)
-        full_env.update(env or {})
+        for key, value in (env or {}).items():  # None: leave the variable out
+            if value is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = value
         # Not from the checkout: the installed recipegen is what users run.
         return subprocess.run([sys.executable, "-m", "recipegen", *map(str, args)],
                               capture_output=True, text=True, cwd=cwd or tmp_path,
@@ -97,3 +101,57 @@ def snapshot(root: Path) -> dict[str, str]:
 
 def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="session")
+def fake_index_server():
+    """One package index server for the session (see ``fakeindex``)."""
+    from fakeindex import FakeIndex
+
+    with FakeIndex() as index:
+        yield index
+
+
+@pytest.fixture
+def fake_index(fake_index_server):
+    """The session's index, behaving well and with fresh hit counts for each test."""
+    fake_index_server.behave.clear()
+    fake_index_server.hits.clear()
+    yield fake_index_server
+    fake_index_server.behave.clear()
+
+
+@pytest.fixture(scope="session")
+def hostile_base(seed_channel: Path, fake_index_server,
+                 tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """An env holding ``plain-pkg`` (built from the fake index) and its work root."""
+    from fakeindex import Project
+    from hostile import HTTP_ENV
+
+    fake_index_server.add(Project("plain-pkg", extras=("all",),
+                                  scripts={"plain-cli": "plain_pkg.cli:main"}))
+    root = tmp_path_factory.mktemp("hostile-base")
+    env = dict(os.environ)
+    env.pop("CONDA_PREFIX", None)
+    for key, value in {**fake_index_server.env(), **HTTP_ENV}.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    proc = subprocess.run([sys.executable, "-m", "recipegen", "install", "plain-pkg", "-p",
+                           str(root / "env"), "--work-root", str(root / "work"), "-c",
+                           str(seed_channel), "-y", "-q"], capture_output=True, text=True,
+                          env=env, stdin=subprocess.DEVNULL, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return root / "env", root / "work"
+
+
+@pytest.fixture
+def scene(hostile_base: tuple[Path, Path], seed_channel: Path, fake_index, run_cli,
+          tmp_path: Path):
+    """A copy of the base env and work root for one test, with the fake index."""
+    from hostile import Scene, copy_tree
+
+    env, work = hostile_base
+    return Scene(env=copy_tree(env, tmp_path / "env"), work=copy_tree(work, tmp_path / "work"),
+                 seed=seed_channel, index=fake_index, run_cli=run_cli)

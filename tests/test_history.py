@@ -60,3 +60,15 @@ def test_a_stale_history_catches_up_in_the_next_block(tmp_path: Path) -> None:
     h.record_change(set(), {a}, cmd=["recipegen", "install", "python"])
     h.record_change({a, "x/noarch::ghost-1-0"}, {a, b}, cmd=["recipegen", "install", "idna"])
     assert h.state() == {a, b}
+
+
+def test_a_change_of_specs_alone_keeps_the_state(tmp_path: Path) -> None:
+    """Asking again for what is installed changes no package: the block must not read as
+    an empty env (conda takes a block without +/- lines for the whole state)."""
+    h = History(tmp_path)
+    a, b = dist_str(PY), dist_str(IDNA)
+    h.record_change(set(), {a, b}, cmd=["recipegen", "install", "idna"], update_specs=["idna"])
+    assert h.record_change({a, b}, {a, b}, cmd=["recipegen", "install", "idna==3.10"],
+                           update_specs=["idna ==3.10"])
+    assert h.state() == {a, b}
+    assert h.user_requests()[-1]["update_specs"] == ["idna ==3.10"]
