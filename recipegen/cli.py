@@ -138,6 +138,7 @@ def _request(args: argparse.Namespace, prefix: Path):
         mapping_overrides=_overrides(args),
         grayskull_timeout=args.grayskull_timeout,
         protect=not getattr(args, "no_protect", False),
+        refresh=args.refresh,
     )
     for c in req.constraints:
         if not c.is_file():
@@ -536,6 +537,9 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
                    help="override a PyPI→conda name mapping; repeatable")
     p.add_argument("--grayskull-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="kill recipe generation for one package after this long")
+    p.add_argument("--refresh", action="store_true",
+                   help="plan afresh: do not reuse the saved plan of an earlier identical "
+                   "request (recipes and packages are still reused when unchanged)")
     p.add_argument("--lock", metavar="PATH",
                    help="lock file to write, or to read with --locked "
                    "(default: WORK_ROOT/recipegen.lock)")
