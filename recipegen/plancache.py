@@ -31,6 +31,7 @@ Any mismatch is a miss, reported with its reason, and the plan is made afresh.
 from __future__ import annotations
 
 import configparser
+import functools
 import hashlib
 import json
 import os
@@ -73,14 +74,22 @@ def pip_config_files(python: Path) -> list[Path]:
     return files
 
 
+#: pip variables that change how pip talks and what it prints, never what it resolves.
+_PIP_QUIET_VARS = {"PIP_CACHE_DIR", "PIP_NO_CACHE_DIR", "PIP_DEFAULT_TIMEOUT", "PIP_TIMEOUT",
+                   "PIP_RETRIES", "PIP_PROGRESS_BAR", "PIP_DISABLE_PIP_VERSION_CHECK",
+                   "PIP_NO_INPUT", "PIP_QUIET", "PIP_VERBOSE", "PIP_LOG", "PIP_NO_COLOR",
+                   "PIP_ROOT_USER_ACTION"}
+
+
 def pip_configuration(python: Path) -> dict:
     """What configures the resolver besides the request: pip's files and variables."""
     files = {str(p): _sha256(p) for p in pip_config_files(python) if p.is_file()}
     env = {k: v for k, v in sorted(os.environ.items())
-           if k.startswith("PIP_") or k == "RECIPEGEN_PYPI_URL"}
+           if (k.startswith("PIP_") and k not in _PIP_QUIET_VARS) or k == "RECIPEGEN_PYPI_URL"}
     return {"files": files, "env": env}
 
 
+@functools.cache
 def local_pip_sources(python: Path) -> list[Path]:
     """Local directories pip takes distributions from (``find-links``, ``file://`` indexes)."""
     values: list[str] = []

@@ -95,6 +95,14 @@ def test_code_fingerprint_follows_the_files(tmp_path: Path, monkeypatch) -> None
     fingerprint.code_fingerprint.cache_clear()
 
 
+def test_pip_settings_that_change_resolution_are_in_the_key(monkeypatch) -> None:
+    base = plancache.plan_key(_inputs())
+    monkeypatch.setenv("PIP_CACHE_DIR", "/elsewhere")  # where pip caches: same answers
+    assert plancache.plan_key(_inputs()) == base
+    monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.example/simple")
+    assert plancache.plan_key(_inputs()) != base
+
+
 def test_pins_come_from_specs_and_constraints(tmp_path: Path) -> None:
     constraints = tmp_path / "c.txt"
     constraints.write_text("# pins\nanyio==4.16.0\nsniffio>=1\n-r other.txt\n"
