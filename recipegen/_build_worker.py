@@ -13,12 +13,21 @@ import sys
 import traceback
 from pathlib import Path
 
+#: rattler-build's log line that starts the test phase (it reports no build steps).
+_TESTS_START = "Collecting tests from"
+
 
 class _LogToFile:
-    """rattler-build progress callback: every log line and build step into the log."""
+    """rattler-build progress callback: every log line and build step into the log.
 
-    def __init__(self, stream) -> None:
+    ``status`` (a file opened on the fd the parent passed) gets one line per phase change
+    ("testing"), so the parent can show it without reading the log.
+    """
+
+    def __init__(self, stream, status=None) -> None:
         self.stream = stream
+        self.status = status
+        self.testing = False
 
     def _write(self, text: str) -> None:
         self.stream.write(text.rstrip("\n") + "\n")
@@ -38,6 +47,17 @@ class _LogToFile:
 
     def on_log(self, event) -> None:
         self._write(f"[{event.level}] {event.message}")
+        if not self.testing and str(event.message).startswith(_TESTS_START):
+            self.testing = True
+            self._status("testing")
+
+    def _status(self, word: str) -> None:
+        if self.status is not None:
+            try:
+                self.status.write(word + "\n")
+                self.status.flush()
+            except OSError:  # the parent stopped listening; the build goes on
+                self.status = None
 
 
 def build(request: dict) -> dict:
@@ -55,13 +75,19 @@ def build(request: dict) -> dict:
     )
     variants = VariantConfig.from_yaml(request["variant"]) if request.get("variant") else \
         VariantConfig()
+    status = None
+    if request.get("status_fd") is not None:
+        # Not for the build's own processes: the parent reads until the last writer ends.
+        os.set_inheritable(request["status_fd"], False)
+        status = os.fdopen(request["status_fd"], "w", buffering=1)
+    callback = _LogToFile(sys.stdout, status)
     packages: list[str] = []
     for variant in recipe.render(variants):
         result = variant.run_build(
             tool_config=tool_config,
             output_dir=request["output_dir"],
             channels=request["channels"],
-            progress_callback=_LogToFile(sys.stdout),
+            progress_callback=callback,
             no_build_id=True,
             package_format="conda",
         )

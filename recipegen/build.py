@@ -84,13 +84,18 @@ class BuildFailed(RecipegenError):
         self.outcomes = outcomes
 
 
-def run_one(job: BuildJob, work: WorkRoot, channels: list[str]) -> BuildOutcome:
-    """Build one recipe in a worker process; publish the package on success."""
+def run_one(job: BuildJob, work: WorkRoot, channels: list[str],
+            progress: Progress | None = None) -> BuildOutcome:
+    """Build one recipe in a worker process; publish the package on success.
+
+    ``progress`` hears the worker's phase changes ("testing") as they happen.
+    """
     log = work.log_path(job.conda_name)
     existing = (localchannel.has_package(work.channel, job.subdir, job.file_name)
                 if job.publish else None)
     if existing is not None:
         return BuildOutcome(job.name, "cached", existing, log)
+    (progress or _noop)("building", job.name, {"skip_tests": job.skip_tests})
     work.logs.mkdir(parents=True, exist_ok=True)
     staging = work.staging / f"{job.conda_name}-{os.getpid()}-{threading.get_ident()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -106,20 +111,29 @@ def run_one(job: BuildJob, work: WorkRoot, channels: list[str]) -> BuildOutcome:
         "answer": str(answer),
     }
     start = time.monotonic()
+    status_r, status_w = os.pipe()
+    request["status_fd"] = status_w
+    listener = threading.Thread(target=_relay_status, daemon=True,
+                                args=(status_r, job.name, progress or _noop))
     try:
         with open(log, "w") as log_fh:
             log_fh.write(f"recipegen: building {job.recipe}\n")
             log_fh.flush()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "recipegen._build_worker", json.dumps(request)],
-                stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "recipegen._build_worker", json.dumps(request)],
+                    stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True, pass_fds=(status_w,),
+                )
+            finally:
+                os.close(status_w)  # the worker holds the only writer: EOF when it ends
+            listener.start()
             _ACTIVE.add(proc)
             try:
                 proc.wait()
             finally:
                 _ACTIVE.discard(proc)
+        listener.join(timeout=5)
         seconds = time.monotonic() - start
         result = json.loads(answer.read_text()) if answer.exists() else {
             "ok": False, "error": f"the build process died (exit status {proc.returncode})"}
@@ -133,7 +147,18 @@ def run_one(job: BuildJob, work: WorkRoot, channels: list[str]) -> BuildOutcome:
         placed = localchannel.publish(wanted, work.channel)
         return BuildOutcome(job.name, "built", placed[0], log, seconds)
     finally:
+        if not listener.is_alive() and listener.ident is None:
+            os.close(status_r)  # the worker never started: nobody reads the pipe
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _relay_status(fd: int, name: str, progress: Progress) -> None:
+    """Pass the worker's status lines on as progress events, until the worker ends."""
+    with os.fdopen(fd, "r") as stream:
+        for line in stream:
+            word = line.strip()
+            if word:
+                progress(word, name, {})
 
 
 #: Build processes running now; each is its own process group (rattler-build starts
@@ -188,14 +213,14 @@ def build_all(jobs: list[BuildJob], work: WorkRoot, channels: list[str], *,
     if anything failed.
     """
     pending = {j.name: j for j in jobs}
+    rank = critical_path(jobs)
     outcomes: dict[str, BuildOutcome] = {}
     running: dict[str, threading.Thread] = {}
     lock = threading.Condition()
 
     def worker(job: BuildJob) -> None:
-        progress("building", job.name, {"skip_tests": job.skip_tests})
         try:
-            outcome = run_one(job, work, channels)
+            outcome = run_one(job, work, channels, progress)
         except Exception as exc:  # an I/O error of ours: report it like a failed build
             outcome = BuildOutcome(job.name, "failed", None, work.log_path(job.conda_name),
                                    error=str(exc))
@@ -208,7 +233,7 @@ def build_all(jobs: list[BuildJob], work: WorkRoot, channels: list[str], *,
 
     try:
         _schedule(pending, outcomes, running, lock, worker, work, max_jobs, keep_going,
-                  progress)
+                  progress, rank)
     except BaseException:
         kill_active()
         for thread in list(running.values()):
@@ -220,10 +245,42 @@ def build_all(jobs: list[BuildJob], work: WorkRoot, channels: list[str], *,
     return results
 
 
+def critical_path(jobs: list[BuildJob]) -> dict[str, tuple]:
+    """A sort key per job: the longest chain of builds waiting on it first.
+
+    Starting the head of the longest chain first is what shortens the whole build on few
+    cores (setuptools and flit-core head httpx's 8-deep backend chain); ties go to the job
+    more builds wait for, then by name, so the order is deterministic.
+    """
+    waiting: dict[str, set[str]] = {j.name: set() for j in jobs}
+    for job in jobs:
+        for dep in job.after:
+            if dep in waiting:
+                waiting[dep].add(job.name)
+    depth: dict[str, int] = {}
+
+    def chain(name: str) -> int:
+        if name not in depth:
+            depth[name] = 0  # a cycle (reported by the scheduler) must not recurse forever
+            depth[name] = 1 + max((chain(d) for d in waiting[name]), default=0)
+        return depth[name]
+
+    def dependents(name: str) -> int:
+        seen: set[str] = set()
+        stack = [name]
+        while stack:
+            for d in waiting[stack.pop()] - seen:
+                seen.add(d)
+                stack.append(d)
+        return len(seen)
+
+    return {j.name: (-chain(j.name), -dependents(j.name), j.name) for j in jobs}
+
+
 def _schedule(pending: dict[str, BuildJob], outcomes: dict[str, BuildOutcome],
               running: dict[str, threading.Thread], lock: threading.Condition,
               worker: Callable[[BuildJob], None], work: WorkRoot, max_jobs: int,
-              keep_going: bool, progress: Progress) -> None:
+              keep_going: bool, progress: Progress, rank: dict[str, tuple]) -> None:
     stop = False
     with lock:
         while pending or running:
@@ -238,7 +295,8 @@ def _schedule(pending: dict[str, BuildJob], outcomes: dict[str, BuildOutcome],
                                                   error="a dependency failed to build")
                     progress("skipped", name, {"error": "a dependency failed to build"})
                     del pending[name]
-            ready = [n for n in sorted(pending) if pending[n].after <= outcomes.keys()]
+            ready = sorted((n for n in pending if pending[n].after <= outcomes.keys()),
+                           key=lambda n: rank[n])
             while ready and not stop and len(running) < max_jobs:
                 job = pending.pop(ready.pop(0))
                 thread = threading.Thread(target=worker, args=(job,), daemon=True)

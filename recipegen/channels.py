@@ -63,13 +63,31 @@ class Availability:
         return self.packages.get(name, ())
 
 
-def make_gateway(cache_dir: Path | None, *, offline: bool = False):  # -> rattler.Gateway
-    """A Gateway with its disk cache under the work root; ``offline`` uses only that cache."""
-    from rattler import Gateway, SourceConfig
+_GATEWAYS: dict[tuple[str, bool], object] = {}
 
-    config = SourceConfig(cache_action="force-cache-only" if offline else "cache-or-fetch",
-                          sharded_enabled=False)
-    return Gateway(cache_dir=cache_dir, default_config=config)
+
+def make_gateway(cache_dir: Path | None, *, offline: bool = False):  # -> rattler.Gateway
+    """A Gateway with its disk cache under the work root; ``offline`` uses only that cache.
+
+    One per cache and mode in a process: a Gateway keeps the repodata it read in memory, so
+    planning and the final solve read each channel once. A channel that changed meanwhile
+    (the local one, after builds) must be :func:`forget` -ten first.
+    """
+    key = (str(cache_dir), offline)
+    if key not in _GATEWAYS:
+        from rattler import Gateway, SourceConfig
+
+        config = SourceConfig(cache_action="force-cache-only" if offline else "cache-or-fetch",
+                              sharded_enabled=False)
+        _GATEWAYS[key] = Gateway(cache_dir=cache_dir, default_config=config)
+    return _GATEWAYS[key]
+
+
+def forget(gateway, channel: str) -> None:
+    """Drop what ``gateway`` holds in memory of ``channel``: the next query reads it anew."""
+    from rattler import Channel
+
+    gateway.clear_repodata_cache(Channel(channel_url(channel)))
 
 
 def _unreachable(channel: str, exc: BaseException) -> RecipegenError:

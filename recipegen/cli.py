@@ -140,6 +140,7 @@ def _request(args: argparse.Namespace, prefix: Path):
         grayskull_timeout=args.grayskull_timeout,
         resolve_timeout=args.resolve_timeout,
         protect=not getattr(args, "no_protect", False),
+        refresh=args.refresh,
     )
     for c in req.constraints:
         if not c.is_file():
@@ -544,6 +545,9 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
                    help="kill recipe generation for one package after this long")
     p.add_argument("--resolve-timeout", type=float, default=900.0, metavar="SECONDS",
                    help="kill pip's resolver (and a build backend it runs) after this long")
+    p.add_argument("--refresh", action="store_true",
+                   help="plan afresh: do not reuse the saved plan of an earlier identical "
+                   "request (recipes and packages are still reused when unchanged)")
     p.add_argument("--lock", metavar="PATH",
                    help="lock file to write, or to read with --locked "
                    "(default: WORK_ROOT/recipegen.lock)")

@@ -128,8 +128,14 @@ class ClosureBuilder:
     # -- the walk ------------------------------------------------------------------------------
 
     def build(self) -> Closure:
-        for _round in range(MAX_ROUNDS):
+        roots = list(dict.fromkeys(canonicalize_name(r.name) for r in self.parsed))
+        for name in roots:
+            self.reporter.package("resolving", name)
+        for round_ in range(MAX_ROUNDS):
             main = self._resolve_main()
+            if round_ == 0:
+                for name in roots:
+                    self.reporter.package("resolved", name, {"version": main.dists[name].version})
             closure = self._walk(main)
             needed = ({k: closure.recipes[k].host_requirements for k in closure.building()}
                       if self.follow else {})
@@ -221,7 +227,8 @@ class ClosureBuilder:
                 node = closure.nodes[key]
                 self.reporter.package("generating", key)
                 recipe = self.generator(node.dist, node.resolution)
-                self.reporter.package("generated", key, {"recipe": recipe.spec.name})
+                self.reporter.package("generated", key, {"recipe": recipe.spec.name,
+                                                         "cached": recipe.from_cache})
                 return recipe
 
             with ThreadPoolExecutor(max_workers=max(2, min(self.jobs * 2, 8))) as pool:

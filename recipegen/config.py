@@ -12,7 +12,6 @@ from. Keys (all optional)::
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +54,8 @@ def load_config(start: Path) -> Config:
 
 
 def _read(path: Path) -> dict[str, object]:
+    import tomllib  # only when there is a file to read
+
     try:
         with path.open("rb") as f:
             return tomllib.load(f)

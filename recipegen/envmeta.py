@@ -18,7 +18,6 @@ whose record is gone is ignored (and pruned by the next recipegen change).
 from __future__ import annotations
 
 import contextlib
-import email.parser
 import hashlib
 import json
 import os
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recipegen.errors import RecipegenError
+from recipegen.pyccache import PycCache
 
 SIDECAR_DIR = Path("conda-meta") / "recipegen" / "built"
 #: conda's anchors for a python distribution in site-packages (``get_conda_anchor_files``).
@@ -60,9 +60,75 @@ def dist_name(record: Mapping) -> str:
     return f"{record['name']}-{record['version']}-{record['build']}"
 
 
-def _write_json(path: Path, data: object) -> None:
+def _dumps(data: object) -> str:
+    """JSON with one top-level field per line.
+
+    ``json.dumps(indent=2)`` runs the pure-Python encoder: 15 ms for python's record
+    (3000 paths), rewritten on every install. Each field's value here goes through the C
+    encoder instead; the file still reads a field per line, and any JSON reader reads it.
+    """
+    if not isinstance(data, dict) or not data:
+        return json.dumps(data)
+    fields = [f"  {json.dumps(str(k))}: {json.dumps(v)}" for k, v in data.items()]
+    return "{\n" + ",\n".join(fields) + "\n}"
+
+
+_KEY = json.JSONDecoder()
+
+
+def _fields(text: str) -> dict[str, str]:
+    """The text of each top-level field's value, for a JSON object printed a field per line
+    at two spaces' indent (as rattler, conda and :func:`_dumps` print records); ``{}`` for
+    anything else. Nested lines are indented further, and JSON strings hold no newline, so
+    a line starting with two spaces and a string is a top-level key."""
+    if not text.startswith("{\n"):
+        return {}
+    starts: list[int] = []
+    at = text.find('\n  "')
+    while at != -1:
+        starts.append(at + 3)
+        at = text.find('\n  "', at + 1)
+    if not starts:
+        return {}
+    end = text.rfind("\n}")
+    out = {}
+    for start, following in zip(starts, [*starts[1:], None], strict=True):
+        try:
+            key, colon = _KEY.raw_decode(text, start)
+        except ValueError:
+            return {}
+        if text[colon:colon + 2] != ": ":
+            return {}
+        stop = following - 3 if following else end
+        out[key] = text[colon + 2:stop].rstrip().removesuffix(",")
+    return out
+
+
+def _splice(data: dict, original: str, changed: set[str]) -> str | None:
+    """``data`` as JSON, the fields not in ``changed`` copied as text from ``original``;
+    None if ``original`` is not laid out so that its fields can be told apart."""
+    kept = _fields(original)
+    unchanged = [k for k in data if k not in changed]
+    if not kept or any(k not in kept for k in unchanged) \
+            or any(k not in data and k not in changed for k in kept):
+        return None
+    lines = [f"  {json.dumps(str(k))}: {json.dumps(v) if k in changed else kept[k]}"
+             for k, v in data.items()]
+    return "{\n" + ",\n".join(lines) + "\n}"
+
+
+def _write_json(path: Path, data: object, original: str | None = None,
+                changed: Iterable[str] = ()) -> None:
+    """Write ``data``; fields other than ``changed`` keep their text from ``original``.
+
+    Re-encoding python's record (3000 paths) takes longer than all the rest of completing
+    an env; its paths never change here, so their text is kept as it was.
+    """
+    text = None
+    if original is not None and isinstance(data, dict):
+        text = _splice(data, original, set(changed))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.write_text((text if text is not None else _dumps(data)) + "\n")
     os.replace(tmp, path)
 
 
@@ -72,11 +138,16 @@ def is_noarch_python(record: Mapping) -> bool:
 
 
 def python_version(prefix: Path) -> str | None:
-    """``X.Y`` of the env's python package."""
+    """``X.Y`` of the env's python package.
+
+    Read from the record's file name (``<name>-<version>-<build>.json``, as conda and
+    rattler name them): python's record lists every file of the stdlib and takes
+    milliseconds to parse.
+    """
     for path in record_paths(prefix):
-        if path.name.startswith("python-") and path.name[7:8].isdigit():
-            version = json.loads(path.read_text())["version"]
-            return ".".join(version.split(".")[:2])
+        name, _, rest = path.stem.partition("-")
+        if name == "python" and rest[:1].isdigit():
+            return ".".join(rest.rsplit("-", 1)[0].split(".")[:2])
     return None
 
 
@@ -98,9 +169,15 @@ def _pyc_sources(record: Mapping, py: str) -> list[str]:
     return [f for f in record.get("files", ()) if f.endswith(".py") and f.startswith(prefix_dir)]
 
 
-def compile_bytecode(prefix: Path, records: list[tuple[Path, dict]], py: str) -> list[str]:
+def compile_bytecode(prefix: Path, records: list[tuple[Path, dict]], py: str,
+                     cache: PycCache | None = None) -> list[str]:
     """Compile the ``.py`` files of ``noarch: python`` records the way conda does, and
-    record each ``.pyc`` in its record (``path_type: pyc_file``). Returns the names done."""
+    record each ``.pyc`` in its record (``path_type: pyc_file``, in memory: the caller
+    writes the records). Returns the names of the records changed.
+
+    Files whose code ``cache`` holds get their ``.pyc`` from it; only the others are
+    compiled (and then kept in it).
+    """
     python = prefix / "bin" / "python"
     todo: dict[Path, tuple[dict, list[tuple[str, str]]]] = {}
     for path, record in records:
@@ -113,7 +190,53 @@ def compile_bytecode(prefix: Path, records: list[tuple[Path, dict]], py: str) ->
             todo[path] = (record, missing)
     if not todo or not python.exists():
         return []
-    sources = sorted({s for _r, pairs in todo.values() for s, _c in pairs})
+    pycs = {s: c for _r, pairs in todo.values() for s, c in pairs}
+    sources = sorted(pycs)
+    if cache is not None:
+        digests: dict[str, str] = {}
+        for record, pairs in todo.values():
+            digests.update(_digests(prefix, record, [s for s, _c in pairs]))
+        keys = {s: cache.key(s, d) for s, d in digests.items()}
+        sources = [s for s in sources if s not in keys or not cache.put_pyc(
+            keys[s], digests[s], prefix / s, prefix / pycs[s])]
+    if sources:
+        _compileall(prefix, python, sources)
+        if cache is not None:
+            for src in sources:
+                if src in keys:
+                    cache.store(keys[src], prefix / src, prefix / pycs[src])
+    done = []
+    for record, pairs in todo.values():
+        made = [c for _s, c in pairs if (prefix / c).is_file()]
+        if not made:
+            continue
+        record.setdefault("files", [])
+        record["files"] = sorted(set(record["files"]) | set(made))
+        paths = record.setdefault("paths_data", {"paths_version": 1, "paths": []})
+        paths["paths"].extend({"_path": c, "path_type": "pyc_file"} for c in made)
+        paths["paths"].sort(key=lambda p: p["_path"])
+        done.append(record["name"])
+    return done
+
+
+def _digests(prefix: Path, record: dict, sources: list[str]) -> dict[str, str]:
+    """The sha256 of each source: as the record lists it (what was linked), else read."""
+    listed = {p["_path"]: p.get("sha256_in_prefix") or p.get("sha256")
+              for p in record.get("paths_data", {}).get("paths", ())
+              if not p.get("prefix_placeholder") or p.get("sha256_in_prefix")}
+    out = {}
+    for src in sources:
+        digest = listed.get(src)
+        if not digest:
+            try:
+                digest = hashlib.sha256((prefix / src).read_bytes()).hexdigest()
+            except OSError:
+                continue
+        out[src] = digest
+    return out
+
+
+def _compileall(prefix: Path, python: Path, sources: list[str]) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
         fh.write("\n".join(sources) + "\n")
         listing = fh.name
@@ -128,19 +251,6 @@ def compile_bytecode(prefix: Path, records: list[tuple[Path, dict]], py: str) ->
         os.unlink(listing)
     if proc.returncode not in (0, 1):  # 1: some file had a syntax error (conda logs it too)
         raise RecipegenError(f"compiling bytecode in {prefix} failed:\n{proc.stderr[-2000:]}")
-    done = []
-    for path, (record, pairs) in todo.items():
-        made = [c for _s, c in pairs if (prefix / c).is_file()]
-        if not made:
-            continue
-        record.setdefault("files", [])
-        record["files"] = sorted(set(record["files"]) | set(made))
-        paths = record.setdefault("paths_data", {"paths_version": 1, "paths": []})
-        paths["paths"].extend({"_path": c, "path_type": "pyc_file"} for c in made)
-        paths["paths"].sort(key=lambda p: p["_path"])
-        _write_json(path, record)
-        done.append(record["name"])
-    return done
 
 
 def _clean_env() -> dict[str, str]:
@@ -159,11 +269,20 @@ def _local_path(url: str) -> str | None:
     return unquote(urlparse(url).path)
 
 
-def complete(prefix: Path, requested_specs: Iterable[str]) -> list[str]:
+#: The record fields :func:`complete` fills in.
+_COMPLETED = ("requested_specs", "requested_spec", "depends", "constrains", "build_number",
+              "fn", "package_tarball_full_path")
+_MISSING = object()
+
+
+def complete(prefix: Path, requested_specs: Iterable[str],
+             bytecode_cache: Path | None = None) -> list[dict]:
     """Give every record the fields conda writes that rattler leaves out; compile pycs.
 
     ``requested_specs`` are all the specs the user asked for in this env (conda keeps the
-    one of each package in its record's ``requested_spec``).
+    one of each package in its record's ``requested_spec``). ``bytecode_cache`` is a
+    directory of compiled code to reuse (:mod:`recipegen.pyccache`). Each record is read
+    once and written at most once; the records as written are returned.
     """
     from rattler import MatchSpec
 
@@ -172,9 +291,11 @@ def complete(prefix: Path, requested_specs: Iterable[str]) -> list[str]:
         name = MatchSpec(spec).name
         if name is not None:
             by_name.setdefault(name.normalized, []).append(spec)
-    loaded = [(p, json.loads(p.read_text())) for p in record_paths(prefix)]
-    for path, record in loaded:
-        before = json.dumps(record, sort_keys=True)
+    texts = {p: p.read_text() for p in record_paths(prefix)}
+    loaded = [(p, json.loads(t)) for p, t in texts.items()]
+    changed: set[str] = set()
+    for _path, record in loaded:
+        before = [record.get(k, _MISSING) for k in _COMPLETED]
         specs = by_name.get(record["name"], [])
         record["requested_specs"] = list(specs)
         if specs:
@@ -189,10 +310,24 @@ def complete(prefix: Path, requested_specs: Iterable[str]) -> list[str]:
         tarball = _local_path(record.get("url") or "")
         if tarball and not record.get("package_tarball_full_path") and os.path.isfile(tarball):
             record["package_tarball_full_path"] = tarball
-        if json.dumps(record, sort_keys=True) != before:
-            _write_json(path, record)
+        if [record.get(k, _MISSING) for k in _COMPLETED] != before:
+            changed.add(record["name"])
     py = python_version(prefix)
-    return compile_bytecode(prefix, loaded, py) if py else []
+    compiled: set[str] = set()
+    if py:
+        cache = None
+        if bytecode_cache is not None:
+            python = next((r for _p, r in loaded if r["name"] == "python"), None)
+            if python is not None:
+                cache = PycCache(bytecode_cache, dist_name(python))
+        compiled = set(compile_bytecode(prefix, loaded, py, cache))
+        changed |= compiled
+    for path, record in loaded:
+        if record["name"] in changed:
+            touched = {*_COMPLETED, *(("files", "paths_data") if record["name"] in compiled
+                                      else ())}
+            _write_json(path, record, texts[path], touched)
+    return [record for _path, record in loaded]
 
 
 # -- a change in progress ----------------------------------------------------------------
@@ -250,13 +385,15 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
-def record_provenance(prefix: Path, recipe_dirs: Iterable[Path] = ()) -> None:
+def record_provenance(prefix: Path, recipe_dirs: Iterable[Path] = (),
+                      records: list[dict] | None = None) -> None:
     """Note, for each newly linked package recipegen built, its PyPI origin and recipe.
 
     Read from the unpacked package (``extracted_package_dir``) right after linking; the
-    recipe is named only if its bytes are the recipe inside the package.
+    recipe is named only if its bytes are the recipe inside the package. ``records`` are
+    the env's records if the caller has them read already.
     """
-    records = read_records(prefix)
+    records = read_records(prefix) if records is None else records
     current = {f"{dist_name(r)}.json" for r in records}
     side = prefix / SIDECAR_DIR
     if side.is_dir():
@@ -348,6 +485,8 @@ def pip_distributions(prefix: Path, records: list[Mapping] | None = None) -> lis
         return []
     sp_rel = str(sp.relative_to(prefix))
     owned = set(conda_anchors(records, sp_rel))
+    import email.parser
+
     out = []
     for entry in sorted(sp.iterdir()):
         if entry.name.endswith(".dist-info"):

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -40,13 +38,14 @@ from recipegen.archive import (
 from recipegen.errors import RecipegenError
 from recipegen.mapping import NameMapper
 from recipegen.pypi import PyPI, Release, public_url
-from recipegen.recipe import RecipeSpec, render
+from recipegen.recipe import GeneratedRecipe, RecipeSpec, render, write_recipe
 from recipegen.resolve import Resolution, ResolvedDist
 from recipegen.specs import to_conda_spec
 from recipegen.upstream import UpstreamRecipe, run_grayskull
 
 Flavour = Literal["local", "conda-forge"]
 FLAVOURS = ("local", "conda-forge")
+__all__ = ["GenerateContext", "GeneratedRecipe", "generate", "without_tests", "write_recipe"]
 #: conda-forge's global ``python_min`` (CFEP-25) when this was written.
 CONDA_FORGE_PYTHON_MIN = "3.10"
 
@@ -86,26 +85,6 @@ class GenerateContext:
     flavour: Flavour = "local"
     python_min: str = CONDA_FORGE_PYTHON_MIN
     maintainers: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class GeneratedRecipe:
-    """A rendered recipe and what planning needs to know about it."""
-
-    spec: RecipeSpec
-    text: str
-    pypi_name: str
-    version: str
-    host_requirements: tuple[str, ...]  # PEP 508, PyPI names: build-time dependencies
-    run_requirements: tuple[str, ...]  # PEP 508, PyPI names: what the package needs to run
-    source_sha256: str
-    warnings: tuple[str, ...] = ()
-    notes: tuple[requirements.Note, ...] = ()  # what was dropped, moved or remapped, and why
-    source_time: int | None = None  # the source file's upload time (the package's timestamp)
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
 
 def dependency_metadata(resolution: Resolution) -> dict[str, tuple[str, ...]]:
@@ -555,18 +534,3 @@ def without_tests(recipe: GeneratedRecipe) -> GeneratedRecipe:
     if old:  # the package holds its tests: a new build string, same tag
         spec = with_build_string(spec, "", tag=old[: old.index("h") + 1])
     return replace(recipe, spec=spec, text=render(spec))
-
-
-def write_recipe(recipe: GeneratedRecipe, recipe_dir: Path) -> Path:
-    """Write ``recipe.yaml`` atomically (a reader never sees half a recipe)."""
-    recipe_dir.mkdir(parents=True, exist_ok=True)
-    path = recipe_dir / "recipe.yaml"
-    fd, tmp = tempfile.mkstemp(dir=recipe_dir, prefix=".recipe-")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(recipe.text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path

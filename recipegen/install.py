@@ -144,6 +144,7 @@ class EnvChange:
     remove_specs: tuple[str, ...] = ()  # history: what this change removed
     recipe_dirs: tuple[Path, ...] = ()  # where recipes of packages built here live
     protect: bool = True  # write the EXTERNALLY-MANAGED marker (unless turned off)
+    bytecode_cache: Path | None = None  # compiled code to reuse (recipegen.pyccache)
 
 
 @contextlib.contextmanager
@@ -217,9 +218,9 @@ def _apply(prefix: Path, change: EnvChange, reporter) -> None:
             f"linking the packages into {prefix} failed: {exc}",
             hint=("the env was put back as it was; " if restored else "")
             + "check the channels, disk space and permissions, then try again") from exc
-    envmeta.complete(prefix, change.requested_specs)
-    envmeta.record_provenance(prefix, change.recipe_dirs)
-    after = {dist_str(r) for r in envmeta.read_records(prefix)}
+    records = envmeta.complete(prefix, change.requested_specs, change.bytecode_cache)
+    envmeta.record_provenance(prefix, change.recipe_dirs, records)
+    after = {dist_str(r) for r in records}
     History(prefix).record_change(before, after, cmd=["recipegen", *sys.argv[1:]],
                                   update_specs=change.update_specs,
                                   remove_specs=change.remove_specs,

@@ -19,7 +19,6 @@ import os
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, fields
-from importlib import metadata
 from pathlib import Path
 
 import recipegen
@@ -28,13 +27,13 @@ from recipegen import localchannel
 from recipegen.build import BuildOutcome
 from recipegen.channels import ChannelPackage
 from recipegen.errors import RecipegenError, UsageError
-from recipegen.generate import GeneratedRecipe
+from recipegen.fingerprint import installed_version
 from recipegen.install import Solution
 from recipegen.pipeline import InstallPlan, InstallRequest, InstallResult
 from recipegen.plan import BuildOrder, BuildStep, Decision
 from recipegen.progress import Reporter
 from recipegen.pypi import DistFile, PyPI, sha256_file
-from recipegen.recipe import RecipeSpec
+from recipegen.recipe import GeneratedRecipe, RecipeSpec
 from recipegen.reproducible import FALLBACK_TIMESTAMP
 from recipegen.target import Target, inspect_target
 from recipegen.workroot import WorkRoot
@@ -119,10 +118,7 @@ def tool_versions() -> dict[str, str]:
     out = {"recipegen": recipegen.__version__,
            "recipegen-python": sys.version.split()[0]}  # the variant's python is the target's
     for dist in ("grayskull", "py-rattler-build", "py-rattler", "zstandard"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "unknown"
+        out[dist] = installed_version(dist)
     return out
 
 

@@ -7,32 +7,19 @@ succeeded, and ``dry_run`` stops after planning, having written nothing.
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING
 
 from recipegen import channels as channels_mod
-from recipegen import localchannel, locks
+from recipegen import localchannel, locks, plancache
 from recipegen.build import BuildJob, BuildOutcome, build_all
 from recipegen.channels import Availability
-from recipegen.closure import Closure, ClosureBuilder, extra_roots
 from recipegen.errors import RecipegenError, UsageError
-from recipegen.generate import (
-    Flavour,
-    GenerateContext,
-    GeneratedRecipe,
-    generate,
-    without_tests,
-    write_recipe,
-)
 from recipegen.install import EnvChange, Solution, apply, solve
-from recipegen.mapping import NameMapper
 from recipegen.plan import (
     BuildOrder,
     CycleError,
@@ -42,11 +29,18 @@ from recipegen.plan import (
 )
 from recipegen.progress import Reporter
 from recipegen.pypi import PyPI
+from recipegen.recipe import GeneratedRecipe, write_recipe
 from recipegen.reproducible import FALLBACK_TIMESTAMP
-from recipegen.resolve import Resolution, active_requirements, parse_requirement, resolve
-from recipegen.specs import conda_requirement
+from recipegen.resolve import Resolution, parse_requirement
 from recipegen.target import Target, inspect_target
 from recipegen.workroot import WorkRoot
+
+if TYPE_CHECKING:  # generation and packaging are loaded when a plan is made, not reused
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    from recipegen.closure import Closure
+    from recipegen.generate import Flavour, GenerateContext
 
 
 @dataclass(frozen=True)
@@ -70,6 +64,7 @@ class InstallRequest:
     use_channels: bool = True  # False: plan as if no channel had anything (generate)
     follow: bool = True  # False: recipes for the requested packages only (generate)
     protect: bool = True  # write the EXTERNALLY-MANAGED marker into the env
+    refresh: bool = False  # plan afresh: don't reuse a saved plan
 
 
 @dataclass(frozen=True)
@@ -87,6 +82,8 @@ class InstallPlan:
     resolution: Resolution | None = field(default=None, compare=False)
     #: Exact builds the final solve may pick and no other (a locked install's whole env).
     constraints: tuple[str, ...] = ()
+    #: The key this plan is kept under in the plan cache (None: not kept).
+    saved_as: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -138,12 +135,15 @@ def _python_for(target: Target, availability: Availability, *, required: bool = 
             "no channel offers python, so a new env cannot be created",
             hint="add a channel with python (-c), or run 'recipegen seed' and use it",
         )
+    from rattler import Version  # conda's order of versions, as the solver's
+    from rattler.exceptions import InvalidVersionError
+
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
 
     def key(v: str) -> tuple[bool, Version]:
         try:
             return (v.startswith(running + "."), Version(v))
-        except InvalidVersion:
+        except InvalidVersionError:
             return (False, Version("0"))
 
     return max(offered, key=key)
@@ -166,10 +166,6 @@ def _resolver_python(target: Target, python_version: str) -> Path:
 # -- planning -------------------------------------------------------------------------------
 
 
-def _map_names(names: list[str], mapper: NameMapper) -> dict[str, str]:
-    return {n: mapper.to_conda(n).conda for n in names}
-
-
 def make_plan(req: InstallRequest, reporter: Reporter) -> InstallPlan:
     """Resolve, decide, generate recipes and order the builds; touch nothing outside caches.
 
@@ -188,14 +184,27 @@ def make_plan(req: InstallRequest, reporter: Reporter) -> InstallPlan:
             raise
 
 
+def _lookup_writes_nothing(req: InstallRequest, work: WorkRoot) -> bool:
+    """Whether finding a saved plan needs no seeding and no new local channel."""
+    return (req.use_channels and (work.channel / "noarch" / "repodata.json").exists()
+            and bool(req.channels or (work.seed / "noarch" / "repodata.json").exists()))
+
+
 def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallPlan:
-    parsed = [parse_requirement(s) for s in req.specs]
-    if not parsed:
+    if not req.specs:
         raise UsageError("nothing to install: give at least one requirement")
-    target = inspect_target(req.prefix)
     work = WorkRoot.at(req.work_root)
+    reuse = not req.dry_run and not req.refresh
+    # Plans are saved only for requirements that parsed, so reusing one needs no parsing.
+    # It is looked up first when that writes nothing; otherwise bad input is refused
+    # before anything is written.
+    parsed = None
+    if not (reuse and _lookup_writes_nothing(req, work)):
+        parsed = [parse_requirement(s) for s in req.specs]
+    target = inspect_target(req.prefix)
     gateway = channels_mod.make_gateway(cache / "repodata", offline=req.offline)
     all_channels: list[str] = []
+    user_channels: list[str] = []
     if req.use_channels:
         reporter.phase("channels", "checking which channels can be reached")
         user_channels = choose_channels(req, work, gateway, target.platform, reporter)
@@ -205,12 +214,30 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
         local_index = work.channel / "noarch" / "repodata.json"
         all_channels = [*([work.channel.as_uri()] if local_index.exists() else []),
                         *user_channels]
-    mapper = NameMapper(req.mapping_overrides)
+        if local_index.exists():
+            channels_mod.forget(gateway, work.channel.as_uri())  # builds may have changed it
 
     python_probe = channels_mod.query(all_channels, target.platform, ["python"], gateway=gateway)
     python_version = _python_for(target, python_probe, required=req.use_channels)
     python_exe = _resolver_python(target, python_version)
 
+    inputs = None
+    if not req.dry_run:  # a dry run plans in a temporary cache: nothing to reuse or keep
+        inputs = _plan_inputs(req, target, python_version, python_exe, user_channels)
+        saved = _saved_plan(inputs, req, target, python_version, python_exe, all_channels,
+                            work, cache, gateway, reporter) if reuse else None
+        if saved is not None:
+            return saved
+    if parsed is None:
+        parsed = [parse_requirement(s) for s in req.specs]
+
+    from recipegen.closure import ClosureBuilder
+    from recipegen.generate import GenerateContext
+    from recipegen.mapping import NameMapper
+    from recipegen.recipecache import cached_generate
+    from recipegen.resolve import resolve
+
+    mapper = NameMapper(req.mapping_overrides)
     pypi = PyPI(cache / "pypi", offline=req.offline)
     ctx = GenerateContext(mapper=mapper, pypi=pypi, cache_dir=cache,
                           python_version=python_version, grayskull_timeout=req.grayskull_timeout,
@@ -247,16 +274,94 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
 
     reporter.phase("resolve", ", ".join(req.specs) + f" for python {python_version}")
     builder = ClosureBuilder(parsed, resolver=batched_resolver,
-                             generator=lambda dist, res: generate(dist, res, ctx),
+                             generator=lambda dist, res: cached_generate(dist, res, ctx),
                              decider=decider, reporter=reporter, jobs=req.jobs,
                              follow=req.follow)
     closure = builder.build()
     order = _order(closure, ctx, reporter)
     requested_specs, pins = _requested(parsed, closure)
-    return InstallPlan(target=target, channels=tuple(all_channels),
+    plan = InstallPlan(target=target, channels=tuple(all_channels),
                        python_version=python_version, decisions=closure.decisions,
                        recipes=closure.recipes, order=order, requested=requested_specs,
                        pins=pins, resolution=closure.resolution)
+    if inputs is not None:
+        key = _save_plan(inputs, plan, req, python_exe, pypi, cache, gateway, reporter)
+        plan = replace(plan, saved_as=key)
+    return plan
+
+
+# -- the plan cache -------------------------------------------------------------------------
+
+
+def _plan_inputs(req: InstallRequest, target: Target, python_version: str, python_exe: Path,
+                 user_channels: list[str]) -> dict:
+    from recipegen.target import marker_environment
+
+    environment = marker_environment(python_exe)
+    options = {"overrides": sorted(req.mapping_overrides.items()), "flavour": req.flavour,
+               "maintainers": list(req.maintainers), "use_channels": req.use_channels,
+               "follow": req.follow}
+    return plancache.plan_inputs(specs=req.specs, constraints=req.constraints,
+                                 options=options, platform=target.platform,
+                                 python_version=python_version, resolver=python_exe,
+                                 marker_environment=environment, channels=user_channels)
+
+
+def _saved_plan(inputs: dict, req: InstallRequest, target: Target, python_version: str,
+                python_exe: Path, all_channels: list[str], work: WorkRoot, cache: Path,
+                gateway, reporter: Reporter) -> InstallPlan | None:
+    """The plan saved for this key, if the channels and PyPI would still give it."""
+    saved = plancache.load(cache / "plans", plancache.plan_key(inputs))
+    if saved is None:
+        reporter.cache("plan", False, plancache.why_missing(cache / "plans", inputs))
+        return None
+    availability = _availability(saved.decisions, all_channels, target.platform, gateway)
+    digest = plancache.availability_digest(availability)
+    reason = None
+    if digest != saved.availability:
+        reason = plancache.check_channels(saved.decisions, saved.recipes, availability,
+                                          work.channel.as_uri())
+    if reason is None:
+        reason = plancache.check_pypi(list(saved.projects),
+                                      lambda: PyPI(cache / "pypi", offline=req.offline),
+                                      plancache.local_pip_sources(python_exe))
+    if reason is not None:
+        reporter.cache("plan", False, reason)
+        return None
+    key = plancache.plan_key(inputs)
+    if digest != saved.availability:  # same decisions: check by digest next time
+        plancache.note_availability(cache / "plans", key, digest)
+    reporter.cache("plan", True, f"the plan of an earlier run still holds: "
+                   f"{len(saved.order.steps)} package(s) to build, "
+                   f"{sum(d.action == 'reuse' for d in saved.decisions.values())} from channels")
+    return InstallPlan(target=target, channels=tuple(all_channels),
+                       python_version=python_version, decisions=saved.decisions,
+                       recipes=saved.recipes, order=saved.order, requested=saved.requested,
+                       pins=saved.pins, resolution=saved.resolution, saved_as=key)
+
+
+def _availability(decisions: dict[str, Decision], channels: list[str], platform: str,
+                  gateway) -> Availability:
+    names = sorted({d.conda_name for d in decisions.values()})
+    return (channels_mod.query(channels, platform, names, gateway=gateway) if channels
+            else Availability((), {}))
+
+
+def _save_plan(inputs: dict, plan: InstallPlan, req: InstallRequest, python_exe: Path, pypi: PyPI,
+               cache: Path, gateway, reporter: Reporter) -> str | None:
+    pins = plancache.pinned_versions(req.specs, req.constraints)
+    try:
+        projects = plancache.projects_of(plan.resolution, plan.decisions, pins, pypi,
+                                         plancache.local_pip_sources(python_exe))
+    except RecipegenError as exc:  # the plan stands; only its reuse next time is lost
+        reporter.info(f"the plan is not saved for reuse: {exc.message}")
+        return None
+    return plancache.save(cache / "plans", inputs, plancache.SavedPlan(
+        python_version=plan.python_version, decisions=plan.decisions, recipes=plan.recipes,
+        order=plan.order, requested=plan.requested, pins=plan.pins,
+        resolution=plan.resolution, projects=tuple(projects),
+        availability=plancache.availability_digest(_availability(
+            plan.decisions, list(plan.channels), plan.target.platform, gateway))))
 
 
 def _order(closure: Closure, ctx: GenerateContext, reporter: Reporter) -> BuildOrder:
@@ -264,6 +369,8 @@ def _order(closure: Closure, ctx: GenerateContext, reporter: Reporter) -> BuildO
 
     Recipes change in place (wheel recipes, tests dropped to break run cycles).
     """
+    from recipegen.generate import generate, without_tests
+
     building = closure.building()
     while True:
         host = {k: closure.host.get(k, set()) & building for k in building}
@@ -296,6 +403,12 @@ def _requested(parsed: list[Requirement],
 
     conda has no extras, so ``pkg[extra]`` is recorded as ``pkg`` plus what the extra adds.
     """
+    from packaging.utils import canonicalize_name
+
+    from recipegen.closure import extra_roots
+    from recipegen.resolve import active_requirements
+    from recipegen.specs import conda_requirement
+
     resolution = closure.resolution
     specs: list[str] = []
     pins: list[str] = []
@@ -347,15 +460,44 @@ def build_packages(plan: InstallPlan, req: InstallRequest,
     jobs = build_jobs(plan, work)
     if not jobs:
         return ()
-    reporter.phase("build", f"{len(jobs)} package(s), {req.jobs} at a time")
-    return tuple(build_all(jobs, work, user_channels(plan, work), max_jobs=req.jobs,
-                           keep_going=req.keep_going,
-                           progress=lambda s, n, d: reporter.package(s, n, d)))
+    present = sum(localchannel.has_package(work.channel, j.subdir, j.file_name) is not None
+                  for j in jobs)
+    reporter.phase("build", f"{len(jobs) - present} package(s), {req.jobs} at a time"
+                   + (f"; {present} already in the local channel" if present else ""))
+    outcomes = tuple(build_all(jobs, work, user_channels(plan, work), max_jobs=req.jobs,
+                               keep_going=req.keep_going,
+                               progress=lambda s, n, d: reporter.package(s, n, d)))
+    if plan.saved_as and any(o.status == "built" for o in outcomes):
+        _note_builds(plan, req, work)
+    return outcomes
+
+
+def _note_builds(plan: InstallPlan, req: InstallRequest, work: WorkRoot) -> None:
+    """The local channel now holds the plan's builds: if the saved plan's decisions still
+    hold (they do, unless another process changed a channel meanwhile), note what the
+    channels offer now, so the next identical request need not decide again."""
+    gateway = channels_mod.make_gateway(work.cache / "repodata", offline=req.offline)
+    channels_mod.forget(gateway, work.channel.as_uri())
+    availability = _availability(plan.decisions, list(plan.channels), plan.target.platform,
+                                 gateway)
+    if plancache.check_channels(plan.decisions, plan.recipes, availability,
+                                work.channel.as_uri()) is None:
+        plancache.note_availability(work.cache / "plans", plan.saved_as,
+                                    plancache.availability_digest(availability))
 
 
 def user_channels(plan: InstallPlan, work: WorkRoot) -> list[str]:
     """The plan's channels without the local build channel."""
     return [c for c in plan.channels if c != work.channel.as_uri()]
+
+
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+def _requirement_name(text: str) -> str:
+    """The normalized name a PEP 508 requirement starts with (without parsing the rest)."""
+    match = _NAME.match(text.strip())
+    return re.sub(r"[-_.]+", "-", match.group(0)).lower() if match else text
 
 
 def installed_builds(plan: InstallPlan) -> list[str]:
@@ -373,7 +515,7 @@ def installed_builds(plan: InstallPlan) -> list[str]:
             continue
         seen.add(name)
         for text in built[name].run_requirements:
-            dep = canonicalize_name(Requirement(text).name)
+            dep = _requirement_name(text)
             if dep in built:
                 stack.append(dep)
     return [f"{built[n].spec.name} =={built[n].spec.version} {built[n].spec.build_string}"
@@ -394,6 +536,7 @@ def execute(plan: InstallPlan, req: InstallRequest, reporter: Reporter) -> Insta
         target = inspect_target(plan.target.prefix)
         reporter.phase("solve", "the env with " + ", ".join(plan.requested))
         gateway = channels_mod.make_gateway(work.cache / "repodata", offline=req.offline)
+        channels_mod.forget(gateway, work.channel.as_uri())  # it holds the new builds now
         channels = [work.channel.as_uri(), *user_channels(plan, work)]
         major, minor = plan.python_version.split(".")[:2]
         with localchannel.locked(work.channel):
@@ -406,7 +549,8 @@ def execute(plan: InstallPlan, req: InstallRequest, reporter: Reporter) -> Insta
                                        requested_specs=solution.requested_specs,
                                        update_specs=plan.requested,
                                        recipe_dirs=(work.recipes,),
-                                       protect=req.protect), reporter)
+                                       protect=req.protect,
+                                       bytecode_cache=work.cache / "bytecode"), reporter)
     return InstallResult(plan, outcomes, solution)
 
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
-
-from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING, Literal
 
 from recipegen.channels import Availability, ChannelPackage
-from recipegen.specs import satisfies
+
+if TYPE_CHECKING:  # packaging is imported where a rule runs: a reused plan runs none
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,8 @@ class BuildOrder:
 
 
 def _version_key(pkg: ChannelPackage) -> tuple[int, Version | str, str]:
+    from packaging.version import InvalidVersion, Version
+
     try:
         return (1, Version(pkg.version), pkg.build)
     except InvalidVersion:
@@ -61,6 +62,8 @@ def decide(name: str, version: str, conda_name: str, specifier: SpecifierSet,
 
     A package the user named is always built from PyPI: that is what they asked for.
     """
+    from recipegen.specs import satisfies
+
     spec_text = str(specifier)
     if requested:
         return Decision(name, version, conda_name, "build", "requested by name",
@@ -78,6 +81,9 @@ def decide(name: str, version: str, conda_name: str, specifier: SpecifierSet,
 
 def combined_specifiers(edges: Iterable[Requirement]) -> dict[str, SpecifierSet]:
     """Everything the closure asks of each name, intersected."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.utils import canonicalize_name
+
     out: dict[str, SpecifierSet] = {}
     for req in edges:
         key = canonicalize_name(req.name)

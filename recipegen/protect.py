@@ -51,14 +51,10 @@ def _write_state(prefix: Path, **values: object) -> None:
 
 def stdlib_dir(prefix: Path) -> Path | None:
     """``sysconfig.get_path('stdlib')`` of a conda python: ``lib/pythonX.Y``."""
-    for record in sorted((prefix / "conda-meta").glob("python-[0-9]*.json")):
-        try:
-            version = json.loads(record.read_text())["version"]
-        except (OSError, ValueError, KeyError):
-            continue
-        major_minor = ".".join(version.split(".")[:2])
-        return prefix / "lib" / f"python{major_minor}"
-    return None
+    from recipegen.envmeta import python_version
+
+    major_minor = python_version(prefix)
+    return prefix / "lib" / f"python{major_minor}" if major_minor else None
 
 
 def message(prefix: Path) -> str:

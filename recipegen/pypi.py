@@ -16,12 +16,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
-import requests
-from packaging.utils import canonicalize_name
-
 from recipegen.errors import RecipegenError
+from recipegen.mapping import normalize as canonicalize_name
+
+if TYPE_CHECKING:
+    import requests
 
 DEFAULT_INDEX = "https://pypi.org/pypi/"
 
@@ -121,6 +123,8 @@ class PyPI:
         self.timeout = timeout or http_timeout()
         self.retries = retries or http_tries()
         self.offline = offline
+        import requests  # here: a planned install that talks to no one need not load it
+
         self._session = requests.Session()
         self._memo: dict[str, dict] = {}
 
@@ -129,6 +133,8 @@ class PyPI:
     def _get(self, url: str, headers: dict[str, str] | None = None,
              stream: bool = False, package: str | None = None) -> requests.Response:
         """GET with bounded retries on connection errors, timeouts and 5xx; 4xx is final."""
+        import requests
+
         last: str = ""
         for attempt in range(self.retries):
             try:

@@ -10,19 +10,43 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-
-import jinja2
+from typing import TYPE_CHECKING
 
 import recipegen
-from recipegen.requirements import Conditional
+
+if TYPE_CHECKING:  # imported when the first recipe is rendered: a planned install renders none
+    import jinja2
 
 #: Top-level keys of a v1 recipe, in conda-forge's order.
 REQUIREMENT_SECTIONS = ("build", "host", "run", "run_constraints")
 
 _JINJA_MARKERS = ("${{", "{{", "}}", "{%", "%}", "{#", "#}")
+
+
+@dataclass(frozen=True)
+class Conditional:
+    """A v1 ``if:`` block of run requirements."""
+
+    selector: str  # "win" | "unix" | "linux" | "osx"
+    then: tuple[str, ...]
+    otherwise: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Note:
+    """What happened to one requirement (or extra) on its way into a recipe, and why."""
+
+    subject: str  # the PyPI requirement or ``[extra]``
+    action: str  # "dropped" | "kept" | "conditional" | "constraint" | "remapped" | ...
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.action}, {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +96,27 @@ class RecipeSpec:
         data.pop("build_string")
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass(frozen=True)
+class GeneratedRecipe:
+    """A rendered recipe and what planning needs to know about it."""
+
+    spec: RecipeSpec
+    text: str
+    pypi_name: str
+    version: str
+    host_requirements: tuple[str, ...]  # PEP 508, PyPI names: build-time dependencies
+    run_requirements: tuple[str, ...]  # PEP 508, PyPI names: what the package needs to run
+    source_sha256: str
+    warnings: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()  # what was dropped, moved or remapped, and why
+    source_time: int | None = None  # the source file's upload time (the package's timestamp)
+    from_cache: bool = field(default=False, compare=False)  # answered by the recipe cache
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
 
 class Raw(str):
@@ -136,6 +181,8 @@ def _comment(value: object) -> Raw:
 
 
 def _environment() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(_load_template),
         variable_start_string="[[",
@@ -178,3 +225,23 @@ def render(spec: RecipeSpec, template: str = "recipe.yaml.j2") -> str:
         tool_version=recipegen.__version__,
     )
     return text.rstrip("\n") + "\n"
+
+
+def write_recipe(recipe: GeneratedRecipe, recipe_dir: Path) -> Path:
+    """Write ``recipe.yaml`` atomically (a reader never sees half a recipe)."""
+    recipe_dir.mkdir(parents=True, exist_ok=True)
+    path = recipe_dir / "recipe.yaml"
+    try:
+        if path.read_bytes() == recipe.text.encode():
+            return path  # unchanged: leave the file (and its time stamp) as it is
+    except OSError:
+        pass
+    fd, tmp = tempfile.mkstemp(dir=recipe_dir, prefix=".recipe-")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(recipe.text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

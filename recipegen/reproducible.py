@@ -20,14 +20,10 @@ import hashlib
 import io
 import json
 import os
-import tarfile
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-import zstandard
 
 #: The timestamp of a package whose source has no known upload time (2000-01-01).
 FALLBACK_TIMESTAMP = 946684800
@@ -63,6 +59,10 @@ def canonical_placeholder(length: int) -> str:
 
 
 def _read_tar_zst(blob: bytes) -> list[Member]:
+    import tarfile
+
+    import zstandard
+
     raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob)).read()
     members: list[Member] = []
     with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
@@ -77,6 +77,10 @@ def _read_tar_zst(blob: bytes) -> list[Member]:
 
 
 def _write_tar_zst(members: list[Member], mtime: int) -> bytes:
+    import tarfile
+
+    import zstandard
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:", format=tarfile.PAX_FORMAT) as tar:
         for member in sorted(members, key=lambda m: m.name):
@@ -112,6 +116,8 @@ def _zip_date(timestamp: int) -> tuple[int, int, int, int, int, int]:
 
 def read_package(path: Path) -> tuple[bytes, list[Member], list[Member], str]:
     """``metadata.json``, info members, pkg members and the archive stem of a ``.conda``."""
+    import zipfile
+
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         info_name = next((n for n in names if n.startswith("info-") and n.endswith(".tar.zst")),
@@ -180,6 +186,8 @@ def normalize(package: Path, *, timestamp: int, dest: Path | None = None,
     member's mtime. Returns the members that still contain one of ``build_paths``: such a
     package cannot be the same bytes when built elsewhere.
     """
+    import zipfile
+
     metadata, info, pkg, stem = read_package(package)
     info, pkg = _fix_info(info, pkg, timestamp)
     leaks = sorted(m.name for m in (*info, *pkg)

@@ -21,6 +21,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from recipegen.mapping import NameMapper
+from recipegen.recipe import Conditional, Note
 from recipegen.specs import to_conda_spec
 
 PLATFORM_ENVS = {
@@ -36,27 +37,6 @@ NOT_EXPRESSIBLE = ("platform_machine", "platform_release", "platform_version",
                    "implementation_name", "platform_python_implementation")
 #: The newest minor version considered when a marker is evaluated "for every Python".
 NEWEST_MINOR = 15
-
-
-@dataclass(frozen=True)
-class Conditional:
-    """A v1 ``if:`` block of run requirements."""
-
-    selector: str  # "win" | "unix" | "linux" | "osx"
-    then: tuple[str, ...]
-    otherwise: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Note:
-    """What happened to one requirement (or extra) on its way into a recipe, and why."""
-
-    subject: str  # the PyPI requirement or ``[extra]``
-    action: str  # "dropped" | "kept" | "conditional" | "constraint" | "remapped" | ...
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.subject}: {self.action}, {self.reason}"
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from packaging.markers import Marker
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from typing import TYPE_CHECKING
 
 from recipegen import procgroup
 from recipegen.errors import RecipegenError, UsageError
+
+if TYPE_CHECKING:  # imported where used: a reused plan holds a Resolution, parses nothing
+    from packaging.markers import Marker
+    from packaging.requirements import Requirement
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Resolution:
 
     def requirements_of(self, name: str, extras: tuple[str, ...] = ()) -> list[Requirement]:
         """The requirements of ``name`` that apply on the target with ``extras`` active."""
+        from packaging.utils import canonicalize_name
+
         dist = self.dists[canonicalize_name(name)]
         return active_requirements(dist.requires_dist, self.environment, extras)
 
@@ -60,6 +63,8 @@ class ResolutionConflict(RecipegenError):
 
 def parse_requirement(text: str) -> Requirement:
     """A PEP 508 requirement from the command line, or a clear usage error."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
@@ -75,6 +80,8 @@ def parse_requirement(text: str) -> Requirement:
 def active_requirements(requires_dist: tuple[str, ...] | list[str], env: dict[str, str],
                         extras: tuple[str, ...] = ()) -> list[Requirement]:
     """Requirements whose markers hold in ``env`` for the base package or any active extra."""
+    from packaging.requirements import Requirement
+
     active: list[Requirement] = []
     for text in requires_dist:
         req = Requirement(text)
@@ -153,6 +160,7 @@ def _indexes(output: str) -> list[str]:
 def _probe(index: str, name: str) -> str | None:
     """What the index answers for ``name``: why pip found no versions, if it is the index."""
     import requests
+    from packaging.utils import canonicalize_name
 
     from recipegen.pypi import http_timeout
 
@@ -217,6 +225,8 @@ def _explain(output: str, parsed: list[Requirement]) -> RecipegenError:
 
 
 def _parses(text: str) -> bool:
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         Requirement(text)
     except InvalidRequirement:
@@ -269,6 +279,8 @@ def resolve(requirements: list[str], *, python: Path | str,
             error.log = kept
             raise error
         data = json.loads(report.read_text())
+    from packaging.utils import canonicalize_name
+
     dists: dict[str, ResolvedDist] = {}
     for item in data["install"]:
         meta = item["metadata"]
@@ -302,12 +314,16 @@ def _keep_log(log: Path, log_dir: Path | None) -> str | None:
 
 def _extras_in_markers(requires_dist: tuple[str, ...]) -> set[str]:
     """Extras named in markers: old metadata lists them only there, not in Provides-Extra."""
+    from packaging.utils import canonicalize_name
+
     found = re.findall(r"""extra\s*==\s*['"]([^'"]+)['"]""", " ".join(requires_dist))
     return {canonicalize_name(e) for e in found}
 
 
 def _check_extras(requested: list[Requirement], dists: dict[str, ResolvedDist]) -> None:
     """pip only warns about an unknown extra; for an install that is an error."""
+    from packaging.utils import canonicalize_name
+
     for req in requested:
         dist = dists.get(canonicalize_name(req.name))
         if dist is None:

@@ -14,8 +14,12 @@ What it holds (for Python 3.11.7 on linux-64):
   libssl, libsqlite3, ... like the interpreter it copies) and ``run_exports: weak:
   python_abi 3.11.* *_cp311``.
 - ``linux-64/python_abi-3.11-2_cp311.conda``: no files, ``constrains: python 3.11.* *_cpython``.
-- ``noarch/pip-23.2.1-pyh<hash>_0.conda``: the bundled pip wheel alone, ``noarch: python``,
-  entry points ``pip`` and ``pip3``, depends on ``python``.
+- ``linux-64/pip-23.2.1-py311h<hash>_0.conda``: the bundled pip wheel alone, with
+  checked-hash ``__pycache__`` like the stdlib's, entry points ``pip`` and ``pip3``, depends on
+  ``python`` and ``python_abi``. Not ``noarch: python`` (as conda-forge's is): rattler, unlike
+  conda, compiles nothing when it links a noarch package, and rattler-build strips bytecode
+  from one, so every build and test env would import pip from source, a second per pip run
+  and two runs per build (``pip install .``, ``pip check``).
 """
 
 from __future__ import annotations
@@ -164,7 +168,7 @@ def seed_channel(channel: Path, *, progress: Callable[[str], None] | None = None
         ),
         # pip's build string carries a hash rattler-build computes; its version is what counts.
         _Wanted(
-            "noarch",
+            subdir,
             "pip",
             interp.pip_version,
             None,
@@ -360,9 +364,12 @@ def _pip_recipe(interp: _Interpreter) -> dict[str, Any]:
         "source": [{"path": str(interp.pip_wheel), "file_name": wheel}],
         "build": {
             "number": PIP_BUILD_NUMBER,
-            "noarch": "python",
             "script": [
                 f'"$PYTHON" "$SRC_DIR/{wheel}/pip" {pip_args} "$SRC_DIR/{wheel}"',
+                # Hash-based pycs stay valid in any env (the package's mtimes are reset);
+                # compiled under prefix-relative names, so no build path is baked in.
+                'cd "$PREFIX" && "$PYTHON" -m compileall -q -j 0 --invalidation-mode '
+                'checked-hash "${SP_DIR#"$PREFIX"/}/pip"',
                 # The entry points below are the launchers; pip's own include a pip3.11.
                 'rm -rf "$PREFIX/bin"',
                 # direct_url.json names the scratch build dir; `pip freeze` would show it.
@@ -373,7 +380,9 @@ def _pip_recipe(interp: _Interpreter) -> dict[str, Any]:
                 "entry_points": [
                     "pip = pip._internal.cli.main:main",
                     "pip3 = pip._internal.cli.main:main",
-                ]
+                ],
+                # Its own timestamp pycs would be stale once installed; ours are kept.
+                "skip_pyc_compilation": ["**/*.py"],
             },
         },
         "requirements": {"host": ["python"], "run": ["python"]},

@@ -15,28 +15,31 @@ from pathlib import Path
 
 from recipegen.errors import RecipegenError, UsageError
 
-#: Evaluates PEP 508 marker variables inside an interpreter (stdlib only, any CPython 3).
-_MARKER_ENV_SNIPPET = r"""
-import json, os, platform, sys
+#: PEP 508 marker variables as an interpreter sees them (stdlib only, any CPython 3): run
+#: in a subprocess for another interpreter, in-process for this one.
+_MARKER_ENV_CODE = r"""
+import os, platform, sys
 def fmt(info):
     v = "{0.major}.{0.minor}.{0.micro}".format(info)
     if info.releaselevel != "final":
         v += info.releaselevel[0] + str(info.serial)
     return v
-print(json.dumps({
-    "implementation_name": sys.implementation.name,
-    "implementation_version": fmt(sys.implementation.version),
-    "os_name": os.name,
-    "platform_machine": platform.machine(),
-    "platform_release": platform.release(),
-    "platform_system": platform.system(),
-    "platform_version": platform.version(),
-    "python_full_version": platform.python_version(),
-    "platform_python_implementation": platform.python_implementation(),
-    "python_version": ".".join(platform.python_version_tuple()[:2]),
-    "sys_platform": sys.platform,
-}))
+def marker_values():
+    return {
+        "implementation_name": sys.implementation.name,
+        "implementation_version": fmt(sys.implementation.version),
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
 """
+_MARKER_ENV_SNIPPET = _MARKER_ENV_CODE + "import json\nprint(json.dumps(marker_values()))\n"
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,10 @@ def _read_only_fs(path: Path) -> bool:
 
 def marker_environment(python: Path | str = sys.executable) -> dict[str, str]:
     """PEP 508 marker values as the given interpreter sees them."""
+    if Path(python) == Path(sys.executable):
+        namespace: dict = {}
+        exec(_MARKER_ENV_CODE, namespace)  # the same code, without starting a process
+        return namespace["marker_values"]()
     try:
         # -B: asking an env's python a question must not write bytecode into the env.
         out = subprocess.run([str(python), "-I", "-B", "-c", _MARKER_ENV_SNIPPET], check=True,

@@ -66,7 +66,7 @@ def env(seeded: SeedResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
             virtual_packages=VirtualPackage.detect(),
         )
         names = sorted(r.name.normalized for r in records)
-        assert names == ["pip", "python"], names
+        assert names == ["pip", "python", "python_abi"], names  # pip is built for this python
         await install(records, target_prefix=prefix, cache_dir=cache, show_progress=False)
 
     asyncio.run(make())
@@ -105,8 +105,9 @@ def test_repodata_lists_the_seed(seeded: SeedResult) -> None:
     assert by_name["python_abi"]["version"] == SHORT
     pip = by_name["pip"]
     assert pip["version"] == BUNDLED_PIP
-    assert pip["noarch"] == "python"
-    assert pip["depends"] == ["python"]
+    # Not noarch: it carries hash-based bytecode (rattler compiles none at link time).
+    assert "noarch" not in pip
+    assert pip["depends"] == ["python", f"python_abi {SHORT}.* *_cp{SHORT.replace('.', '')}"]
     assert sorted(seeded.built) == sorted([*arch, *noarch])
     assert seeded.existing == []
     for fn in seeded.built:
@@ -127,7 +128,7 @@ def test_env_runs_from_its_own_prefix(env: Path) -> None:
     out = _run(python, "-c", "import ssl, sqlite3, json, sys; print(sys.prefix)")
     assert Path(out.strip()) == env
     assert f"pip {BUNDLED_PIP} from {env}" in _run(python, "-m", "pip", "--version")
-    # Entry points made by rattler from the noarch python package.
+    # Entry points made by rattler-build from the recipe's python.entry_points.
     assert BUNDLED_PIP in _run(env / "bin" / "pip", "--version")
     assert BUNDLED_PIP in _run(env / "bin" / "pip3", "--version")
 
@@ -157,10 +158,11 @@ def test_sysconfig_points_into_the_env(env: Path) -> None:
     assert Path(include) == env / "include" / f"python{SHORT}"
 
 
-def test_stdlib_bytecode_stays_valid(env: Path) -> None:
-    """Packaging resets mtimes: the stdlib pycs must be hash-based to be of any use."""
+@pytest.mark.parametrize("module", ["json", "pip._internal.cli.main"])
+def test_stdlib_and_pip_bytecode_stays_valid(env: Path, module: str) -> None:
+    """Packaging resets mtimes: the pycs must be hash-based to be of any use."""
     code = (
-        "import importlib.util, json, sys; src = json.__file__;"
+        f"import importlib.util, {module} as m; src = m.__file__;"
         "pyc = importlib.util.cache_from_source(src);"
         "head = open(pyc, 'rb').read(16); data = open(src, 'rb').read();"
         "print(int.from_bytes(head[4:8], 'little'), head[8:16] == importlib.util.source_hash(data))"
