@@ -255,6 +255,8 @@ class PyPI:
 
         A file already there is re-hashed rather than trusted; a mismatch is never used.
         """
+        import requests
+
         dest = dest_dir / file.sha256[:2] / file.sha256 / file.filename
         if dest.exists() and sha256_file(dest) == file.sha256:
             return dest

@@ -180,6 +180,8 @@ def _probe(index: str, name: str) -> str | None:
 
 def _explain(output: str, parsed: list[Requirement]) -> RecipegenError:
     """One clear error for a failed resolution, with pip's own words below it."""
+    from packaging.requirements import Requirement
+
     reason = _pip_error(output)
     asked = ", ".join(map(str, parsed))
     if "ResolutionImpossible" in output or "conflicting dependencies" in output:
