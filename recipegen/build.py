@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -196,6 +197,19 @@ def _excerpt(log: Path, lines: int = 12) -> str:
     keep = [line for line in text[:cut] if line.strip() not in ("", "[info]", "[error]")]
     tail = keep[-lines:]
     return ("\n    " + "\n    ".join(tail)) if tail else ""
+
+
+def import_test_missing(outcome: BuildOutcome) -> str | None:
+    """The module a failed build's tests could not import, if that is why it failed: the
+    package built, and ``import`` of it raised ModuleNotFoundError."""
+    if outcome.status != "failed" or "Test failed" not in (outcome.error or ""):
+        return None
+    try:
+        text = outcome.log.read_text(errors="replace")
+    except OSError:
+        return None
+    found = re.findall(r"ModuleNotFoundError: No module named '([\w.]+)'", text)
+    return found[-1] if found else None
 
 
 def _first_line(text: str) -> str:

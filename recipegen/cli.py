@@ -10,10 +10,14 @@ import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import recipegen
 from recipegen.errors import RecipegenError, UsageError
 from recipegen.progress import Reporter
+
+if TYPE_CHECKING:  # the pipeline is imported by the commands that run it
+    from recipegen.pipeline import InstallPlan
 
 
 def _prefix(value: str | None) -> Path:
@@ -68,7 +72,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 # -- install ---------------------------------------------------------------------------------
 
 
-def _plan_text(plan) -> str:
+def _plan_text(plan: InstallPlan) -> str:
     lines = [f"Target: {plan.target.prefix} (python {plan.python_version}, "
              f"{plan.target.platform})",
              "Channels: " + ", ".join(plan.channels)]
@@ -92,7 +96,7 @@ def _plan_text(plan) -> str:
     return "\n".join(lines)
 
 
-def _plan_json(plan) -> dict:
+def _plan_json(plan: InstallPlan) -> dict:
     packages = []
     for d in sorted(plan.decisions.values(), key=lambda d: d.name):
         entry = {"pypi_name": d.name, "version": d.version, "conda_name": d.conda_name,
@@ -194,15 +198,8 @@ def cmd_install(args: argparse.Namespace) -> int:
         args.extra_specs = [*args.specs, *(s for s in project.specs if s not in args.specs)]
     req = _request(args, prefix)
     plan = _plan(args, req, reporter, install=True)
-    if args.dry_run:
-        if args.json:
-            reporter.result({"dry_run": True, **_plan_json(plan)})
-        else:
-            print(_plan_text(plan))
-            print("Dry run: nothing was written.")
+    if _shown_as_dry_run(args, plan, reporter):
         return 0
-    if not args.json and not args.quiet:
-        print(_plan_text(plan), file=sys.stderr)
     if not _confirm(args):
         print("Aborted: nothing was changed.", file=sys.stderr)
         return 1
@@ -426,6 +423,20 @@ def _builds_json(outcomes) -> list[dict]:
 # -- build -----------------------------------------------------------------------------------
 
 
+def _shown_as_dry_run(args: argparse.Namespace, plan: InstallPlan, reporter: Reporter) -> bool:
+    """Show the plan; True for a dry run, which ends there (its plan goes to stdout)."""
+    if args.dry_run:
+        if args.json:
+            reporter.result({"dry_run": True, **_plan_json(plan)})
+        else:
+            print(_plan_text(plan))
+            print("Dry run: nothing was written.")
+        return True
+    if not args.json and not args.quiet:
+        print(_plan_text(plan), file=sys.stderr)
+    return False
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     """Build packages into the local channel (and lock them); no env is touched."""
     from recipegen.pipeline import InstallResult, build_packages
@@ -435,16 +446,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     prefix = Path(args.prefix) if args.prefix else Path(args.work_root) / ".no-env"
     req = _request(args, prefix)
     plan = _plan(args, req, reporter, install=False)
-    if args.dry_run:
-        if args.json:
-            reporter.result({"dry_run": True, **_plan_json(plan)})
-        else:
-            print(_plan_text(plan))
-            print("Dry run: nothing was written.")
+    if _shown_as_dry_run(args, plan, reporter):
         return 0
-    if not args.json and not args.quiet:
-        print(_plan_text(plan), file=sys.stderr)
-    builds = build_packages(plan, req, reporter)
+    plan, builds = build_packages(plan, req, reporter)
     lock_file = _record(args, plan, req, InstallResult(plan, builds, None), reporter)
     if args.json:
         reporter.result({**_plan_json(plan), "builds": _builds_json(builds),

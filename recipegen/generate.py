@@ -45,7 +45,8 @@ from recipegen.upstream import UpstreamRecipe, run_grayskull
 
 Flavour = Literal["local", "conda-forge"]
 FLAVOURS = ("local", "conda-forge")
-__all__ = ["GenerateContext", "GeneratedRecipe", "generate", "without_tests", "write_recipe"]
+__all__ = ["GenerateContext", "GeneratedRecipe", "generate", "without_import_tests",
+           "without_tests", "write_recipe"]
 #: conda-forge's global ``python_min`` (CFEP-25) when this was written.
 CONDA_FORGE_PYTHON_MIN = "3.10"
 
@@ -527,10 +528,27 @@ def with_build_string(spec: RecipeSpec, python_version: str, *, tag: str | None 
 
 def without_tests(recipe: GeneratedRecipe) -> GeneratedRecipe:
     """The same recipe with its tests dropped (used to break a dependency cycle)."""
-    spec = replace(recipe.spec, test_imports=(), pip_check=False, test_commands=(),
-                   notes=(*recipe.spec.notes, "Tests skipped: this package is part of a "
-                          "dependency cycle and is built before its dependencies exist."))
+    return _retested(recipe, replace(
+        recipe.spec, test_imports=(), pip_check=False, test_commands=(),
+        notes=(*recipe.spec.notes, "Tests skipped: this package is part of a dependency "
+               "cycle and is built before its dependencies exist.")))
+
+
+def without_import_tests(recipe: GeneratedRecipe, missing: str) -> GeneratedRecipe:
+    """The same recipe without its import test, which needs ``missing``: a module the
+    package imports but does not declare (soupsieve imports bs4, whose package depends on
+    soupsieve). pip installs such a package; so does recipegen, with ``pip check`` kept."""
+    note = (f"Import test dropped: importing {', '.join(recipe.spec.test_imports)} needs "
+            f"the module {missing}, which the package does not declare as a dependency.")
+    out = _retested(recipe, replace(recipe.spec, test_imports=(),
+                                    notes=(*recipe.spec.notes, note)))
+    return replace(out, warnings=(*recipe.warnings, note))
+
+
+def _retested(recipe: GeneratedRecipe, spec: RecipeSpec) -> GeneratedRecipe:
+    """``recipe`` with other tests: the package holds its tests, so a new build string
+    (same tag)."""
     old = recipe.spec.build_string
-    if old:  # the package holds its tests: a new build string, same tag
+    if old:
         spec = with_build_string(spec, "", tag=old[: old.index("h") + 1])
     return replace(recipe, spec=spec, text=render(spec))

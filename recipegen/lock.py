@@ -217,18 +217,9 @@ def read(path: Path) -> Lock:
 
 def write(lock: Lock, path: Path) -> Path:
     """Write atomically: a reader sees the old lock or the new one, never half of one."""
-    path = Path(os.path.abspath(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".recipegen-lock-")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(to_json(lock))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    from recipegen.fsutil import atomic_write
+
+    return atomic_write(Path(os.path.abspath(path)), to_json(lock), prefix=".recipegen-lock-")
 
 
 # -- a plan and its results → a lock --------------------------------------------------------
@@ -445,7 +436,7 @@ def plan_from_lock(lock: Lock, req: InstallRequest, reporter: Reporter, *,
         target=target, channels=(work.channel.as_uri(), *user_channels),
         python_version=lock.python, decisions=decisions, recipes=recipes, order=order,
         requested=lock.requested, pins=lock.pins,
-        constraints=tuple(p.exact_spec for p in lock.env),
+        constraints=tuple(p.exact_spec for p in lock.env), locked=True,
     )
 
 

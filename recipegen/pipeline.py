@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from recipegen import channels as channels_mod
 from recipegen import localchannel, locks, plancache
-from recipegen.build import BuildJob, BuildOutcome, build_all
+from recipegen.build import BuildFailed, BuildJob, BuildOutcome, build_all, import_test_missing
 from recipegen.channels import Availability
 from recipegen.errors import RecipegenError, UsageError
+from recipegen.fsutil import atomic_write
 from recipegen.install import EnvChange, Solution, apply, solve
 from recipegen.plan import (
     BuildOrder,
@@ -84,6 +85,8 @@ class InstallPlan:
     constraints: tuple[str, ...] = ()
     #: The key this plan is kept under in the plan cache (None: not kept).
     saved_as: str | None = field(default=None, compare=False)
+    #: From a lock file: its recipes are built as they are, or not at all.
+    locked: bool = False
 
 
 @dataclass(frozen=True)
@@ -232,7 +235,7 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
         parsed = [parse_requirement(s) for s in req.specs]
 
     from recipegen.closure import ClosureBuilder
-    from recipegen.generate import GenerateContext
+    from recipegen.generate import GenerateContext, without_import_tests
     from recipegen.mapping import NameMapper
     from recipegen.recipecache import cached_generate
     from recipegen.resolve import resolve
@@ -278,6 +281,10 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
                              decider=decider, reporter=reporter, jobs=req.jobs,
                              follow=req.follow)
     closure = builder.build()
+    for name, recipe in closure.recipes.items():  # what earlier builds found out
+        module = _undeclared_import_seen(work, recipe)
+        if module is not None:
+            closure.recipes[name] = without_import_tests(recipe, module)
     order = _order(closure, ctx, reporter)
     requested_specs, pins = _requested(parsed, closure)
     plan = InstallPlan(target=target, channels=tuple(all_channels),
@@ -417,8 +424,7 @@ def _requested(parsed: list[Requirement],
         specs.append(conda_requirement(closure.decisions[name].conda_name, req.specifier))
         recipe = closure.recipes[name]
         if recipe.spec.build_string:
-            pins.append(f"{recipe.spec.name} =={recipe.spec.version} "
-                        f"{recipe.spec.build_string}")
+            pins.append(_pin(recipe))
     for name in sorted(extra_roots(parsed, resolution)):
         wanted = [r for p in parsed for r in active_requirements(
             resolution.dists[canonicalize_name(p.name)].requires_dist,
@@ -453,23 +459,91 @@ def recipe_folder(key: str, recipe: GeneratedRecipe) -> str:
     return recipe.spec.name if "==" not in key else f"{recipe.spec.name}-{recipe.spec.version}"
 
 
-def build_packages(plan: InstallPlan, req: InstallRequest,
-                   reporter: Reporter) -> tuple[BuildOutcome, ...]:
-    """Write the plan's recipes and build them into the local channel; install nothing."""
+def build_packages(plan: InstallPlan, req: InstallRequest, reporter: Reporter
+                   ) -> tuple[InstallPlan, tuple[BuildOutcome, ...]]:
+    """Write the plan's recipes and build them into the local channel; install nothing.
+
+    A package whose import test fails on a module it does not declare is built again
+    without that test (once); the plan returned holds the recipes that were built.
+    """
     work = WorkRoot.at(req.work_root)
-    jobs = build_jobs(plan, work)
-    if not jobs:
-        return ()
-    present = sum(localchannel.has_package(work.channel, j.subdir, j.file_name) is not None
-                  for j in jobs)
-    reporter.phase("build", f"{len(jobs) - present} package(s), {req.jobs} at a time"
-                   + (f"; {present} already in the local channel" if present else ""))
-    outcomes = tuple(build_all(jobs, work, user_channels(plan, work), max_jobs=req.jobs,
-                               keep_going=req.keep_going,
-                               progress=lambda s, n, d: reporter.package(s, n, d)))
+    retested: set[str] = set()
+    while True:
+        jobs = build_jobs(plan, work)
+        if not jobs:
+            return plan, ()
+        present = sum(localchannel.has_package(work.channel, j.subdir, j.file_name)
+                      is not None for j in jobs)
+        reporter.phase("build", f"{len(jobs) - present} package(s), {req.jobs} at a time"
+                       + (f"; {present} already in the local channel" if present else ""))
+        try:
+            outcomes = tuple(build_all(jobs, work, user_channels(plan, work),
+                                       max_jobs=req.jobs, keep_going=req.keep_going,
+                                       progress=lambda s, n, d: reporter.package(s, n, d)))
+            break
+        except BuildFailed as exc:
+            undeclared = {} if plan.locked else _undeclared_imports(exc.outcomes, plan,
+                                                                    retested)
+            if not undeclared:
+                raise
+            plan = _without_import_tests(plan, undeclared, work, reporter)
+            retested |= undeclared.keys()
     if plan.saved_as and any(o.status == "built" for o in outcomes):
         _note_builds(plan, req, work)
-    return outcomes
+    return plan, outcomes
+
+
+def _pin(recipe: GeneratedRecipe) -> str:
+    return f"{recipe.spec.name} =={recipe.spec.version} {recipe.spec.build_string}"
+
+
+def _undeclared_imports(outcomes: list[BuildOutcome], plan: InstallPlan,
+                        retested: set[str]) -> dict[str, str]:
+    """Failed builds whose import test needs a module from outside the package."""
+    found = {}
+    for outcome in outcomes:
+        module = import_test_missing(outcome)
+        recipe = plan.recipes.get(outcome.name)
+        if module is None or recipe is None or outcome.name in retested:
+            continue
+        own = {name.split(".")[0] for name in recipe.spec.test_imports}
+        if own and module.split(".")[0] not in own:
+            found[outcome.name] = module
+    return found
+
+
+def _undeclared_import_record(work: WorkRoot, recipe: GeneratedRecipe) -> Path:
+    """Where a build's finding is kept: this source's import test needs an undeclared
+    module (so the next plan drops the test before building, not after a failure)."""
+    return (work.cache / "undeclared-imports"
+            / f"{recipe.spec.name}-{recipe.version}-{recipe.source_sha256[:16]}")
+
+
+def _undeclared_import_seen(work: WorkRoot, recipe: GeneratedRecipe) -> str | None:
+    if not recipe.spec.test_imports:
+        return None
+    try:
+        return _undeclared_import_record(work, recipe).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _without_import_tests(plan: InstallPlan, undeclared: dict[str, str], work: WorkRoot,
+                          reporter: Reporter) -> InstallPlan:
+    from recipegen.generate import without_import_tests
+
+    recipes = dict(plan.recipes)
+    pins = {}
+    for name, module in sorted(undeclared.items()):
+        recipes[name] = without_import_tests(recipes[name], module)
+        atomic_write(_undeclared_import_record(work, recipes[name]), module)
+        pins[_pin(plan.recipes[name])] = _pin(recipes[name])
+        reporter.warn(f"{name}: importing it needs {module}, which it does not declare; "
+                      "building it again without the import test (pip check is kept)")
+    plan = replace(plan, recipes=recipes, pins=tuple(pins.get(p, p) for p in plan.pins))
+    if plan.saved_as:  # the next identical request builds these recipes straight away
+        plancache.replace_recipes(work.cache / "plans", plan.saved_as, recipes, plan.pins)
+    return plan
 
 
 def _note_builds(plan: InstallPlan, req: InstallRequest, work: WorkRoot) -> None:
@@ -531,7 +605,7 @@ def execute(plan: InstallPlan, req: InstallRequest, reporter: Reporter) -> Insta
     """
     work = WorkRoot.at(req.work_root)
     with locks.work_root_locked(work.root, reporter.info):
-        outcomes = build_packages(plan, req, reporter)
+        plan, outcomes = build_packages(plan, req, reporter)
     with locks.prefix_locked(plan.target.prefix, reporter.info):
         target = inspect_target(plan.target.prefix)
         reporter.phase("solve", "the env with " + ", ".join(plan.requested))

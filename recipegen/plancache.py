@@ -35,7 +35,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from urllib.parse import unquote, urlparse
 from recipegen.channels import Availability, ChannelPackage
 from recipegen.errors import RecipegenError
 from recipegen.fingerprint import code_fingerprint, installed_version
+from recipegen.fsutil import atomic_write
 from recipegen.plan import BuildOrder, BuildStep, Decision
 from recipegen.resolve import Resolution, ResolvedDist
 
@@ -462,10 +462,25 @@ def load(directory: Path, key: str) -> SavedPlan | None:
     return from_json(text, key)
 
 
+def replace_recipes(directory: Path, key: str, recipes: dict, pins: tuple[str, ...]) -> None:
+    """Keep other recipes (and pins on their builds) in the plan saved under ``key``: the
+    ones that were built."""
+    from recipegen.recipecache import recipe_to_json
+
+    path = path_for(directory, key)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # no plan kept: nothing to correct
+    data["recipes"] = {k: recipe_to_json(r) for k, r in recipes.items()}
+    data["pins"] = list(pins)
+    atomic_write(path, json.dumps(data))
+
+
 def save(directory: Path, inputs: dict, saved: SavedPlan) -> str:
     """Keep ``saved`` under the key of ``inputs``; returns the key."""
     key = plan_key(inputs)
-    _write(path_for(directory, key), to_json(saved, key, inputs))
+    atomic_write(path_for(directory, key), to_json(saved, key, inputs))
     return key
 
 
@@ -478,16 +493,6 @@ def note_availability(directory: Path, key: str, digest: str) -> None:
         return
     if data.get("availability") != digest:
         data["availability"] = digest
-        _write(path, json.dumps(data))
+        atomic_write(path, json.dumps(data))
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

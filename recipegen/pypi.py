@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 from recipegen.errors import RecipegenError
+from recipegen.fsutil import atomic_write
 from recipegen.mapping import normalize as canonicalize_name
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ class PyPI:
                                      package=name) from exc
             body["_url"] = url
             if cache is not None:
-                _atomic_write(cache, json.dumps({
+                atomic_write(cache, json.dumps({
                     "etag": resp.headers.get("ETag"),
                     "last_modified": resp.headers.get("Last-Modified"),
                     "body": body,
@@ -329,14 +330,3 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

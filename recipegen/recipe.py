@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import recipegen
+from recipegen.fsutil import atomic_write
 
 if TYPE_CHECKING:  # imported when the first recipe is rendered: a planned install renders none
     import jinja2
@@ -236,12 +235,4 @@ def write_recipe(recipe: GeneratedRecipe, recipe_dir: Path) -> Path:
             return path  # unchanged: leave the file (and its time stamp) as it is
     except OSError:
         pass
-    fd, tmp = tempfile.mkstemp(dir=recipe_dir, prefix=".recipe-")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(recipe.text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, recipe.text, prefix=".recipe-")

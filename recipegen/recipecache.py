@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recipegen.fingerprint import code_fingerprint, installed_version
+from recipegen.fsutil import atomic_write
 from recipegen.recipe import Conditional, GeneratedRecipe, Note, RecipeSpec
 from recipegen.resolve import Resolution, ResolvedDist
 
@@ -150,16 +149,8 @@ class RecipeCache:
         return replace(recipe, from_cache=True)
 
     def put(self, dist: ResolvedDist, key: str, recipe: GeneratedRecipe) -> None:
-        path = self.path(dist, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"key": key, "recipe": recipe_to_json(recipe)}, fh)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(self.path(dist, key),
+                     json.dumps({"key": key, "recipe": recipe_to_json(recipe)}))
 
 
 def cached_generate(dist: ResolvedDist, resolution: Resolution,

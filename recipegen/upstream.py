@@ -9,7 +9,6 @@ is: no name remapping, marker fixing or spec translation happens here.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -23,6 +22,7 @@ from typing import Any
 
 from recipegen import procgroup
 from recipegen.errors import RecipegenError
+from recipegen.fsutil import atomic_write
 
 WORKER_MODULE = "recipegen._grayskull_worker"
 CACHE_SCHEMA = 1  # bump when UpstreamRecipe or the worker's output changes
@@ -247,14 +247,4 @@ def _read_cache(path: Path, name: str, version: str, sha256: str) -> UpstreamRec
 
 
 def _write_cache(path: Path, recipe: UpstreamRecipe) -> None:
-    """Write atomically: a temp file in the same directory, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(recipe.to_json(), out, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, json.dumps(recipe.to_json(), indent=1, sort_keys=True))

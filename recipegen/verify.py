@@ -51,7 +51,7 @@ def verify(lock_path: Path, work_root: Path, *, channels: tuple[str, ...] = (), 
                              channels=channels, jobs=jobs, offline=offline, keep_going=True)
         plan = lock_mod.plan_from_lock(lock, req, reporter, install=False)
         try:
-            outcomes = build_packages(plan, req, reporter)
+            _plan, outcomes = build_packages(plan, req, reporter)
         except BuildFailed as exc:
             outcomes = tuple(exc.outcomes)
         originals = (WorkRoot.at(work_root).channel, lock_path.resolve().parent / "channel")

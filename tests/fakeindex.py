@@ -133,6 +133,7 @@ class Project:
     wheel: bool = False  # also offer a py3-none-any wheel (pip then skips the sdist)
     pyproject_project: bool = False  # a PEP 621 [project] table (grayskull reads it)
     declared_scripts: dict[str, str] = field(default_factory=dict)  # [project.scripts] only
+    init_source: str = ""  # more code for the package's __init__.py
 
     @property
     def module(self) -> str:
@@ -156,7 +157,8 @@ class Project:
         return "\n".join(lines) + "\n\n" + self.description + "\n"
 
     def package_files(self) -> dict[str, bytes]:
-        files = {f"{self.module}/__init__.py": f"NAME = {self.name!r}\n".encode()}
+        files = {f"{self.module}/__init__.py":
+                 f"NAME = {self.name!r}\n{self.init_source}".encode()}
         if self.scripts:
             files[f"{self.module}/cli.py"] = CLI.encode()
         return files

@@ -197,3 +197,39 @@ def test_ctrl_c_in_each_phase_then_the_next_run_goes_on(scene: Scene, tmp_path: 
                           check=False)
     assert done.returncode == 0
     assert_channel_consistent(scene.work)
+
+
+# -- a package that imports what it does not declare -------------------------------------
+
+
+def test_an_undeclared_import_drops_the_import_test_once(scene: Scene) -> None:
+    """soupsieve imports bs4 and does not declare it (bs4 depends on soupsieve): pip
+    installs it, so recipegen builds it too, without the import test, and says so; the
+    next identical request builds nothing."""
+    scene.index.add(Project("undeclared-dep",
+                            init_source="import some_module_nobody_declares\n"))
+    proc = scene.install("undeclared-dep", "--json")
+    assert proc.returncode == 0, proc.stderr
+    found = events(proc.stdout)
+    warned = [e["message"] for e in found if e.get("event") == "warning"]
+    assert any("needs some_module_nobody_declares" in w for w in warned), warned
+    recipe = (scene.work / "recipes" / "undeclared-dep" / "recipe.yaml").read_text()
+    assert "imports:" not in recipe and "pip_check: true" in recipe
+    assert "Import test dropped" in recipe
+    built = [p for p in packages_in(scene.work) if p.startswith("undeclared-dep-")]
+    assert len(built) == 1  # the package that failed its test was never published
+
+    scene.env = scene.env.with_name("env-again")
+    again = scene.install("undeclared-dep", "--json")
+    assert again.returncode == 0, again.stderr
+    statuses = {e["package"]: e["status"] for e in events(again.stdout)
+                if e.get("event") == "package" and e.get("status") in ("built", "failed")}
+    assert statuses == {}, statuses  # its recipe is planned without the test straight away
+
+
+def test_a_missing_module_of_its_own_still_fails(scene: Scene) -> None:
+    scene.index.add(Project("broken-own", init_source="import broken_own.not_shipped\n"))
+    proc = scene.install("broken-own")
+    assert proc.returncode == 1
+    assert "No module named 'broken_own.not_shipped'" in proc.stderr, proc.stderr
+    assert not [p for p in packages_in(scene.work) if p.startswith("broken-own-")]
