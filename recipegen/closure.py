@@ -104,16 +104,31 @@ class ClosureBuilder:
             return self.resolver(self._joint(shared), True)
         except ResolutionConflict:
             pass
-        self.reporter.info("build requirements conflict; finding which package's host env "
-                           "needs a resolution of its own")
+        self.reporter.phase("resolve", "build requirements conflict; finding which "
+                            "package's host env needs a resolution of its own")
         accepted: list[str] = []
-        for key in shared:
-            try:
-                self.resolver(self._joint([*accepted, key]), True)
-                accepted.append(key)
-            except ResolutionConflict:
-                self.islands[key] = self._island(key)
+        middle = len(shared) // 2
+        self._accept(accepted, shared[:middle])
+        self._accept(accepted, shared[middle:])
         return self.resolver(self._joint(accepted), True)
+
+    def _accept(self, accepted: list[str], keys: list[str]) -> None:
+        """Accept ``keys`` in order, each if it resolves with what is accepted so far; the
+        others become islands. As one resolve per key would, but a block that resolves as
+        a whole is accepted in one go (a pip run costs seconds; conflicts are few)."""
+        if not keys:
+            return
+        try:
+            self.resolver(self._joint([*accepted, *keys]), True)
+            accepted.extend(keys)
+            return
+        except ResolutionConflict:
+            if len(keys) == 1:
+                self.islands[keys[0]] = self._island(keys[0])
+                return
+        middle = len(keys) // 2
+        self._accept(accepted, keys[:middle])
+        self._accept(accepted, keys[middle:])
 
     def _island(self, key: str) -> Resolution:
         reqs = list(self.host_groups[key])
