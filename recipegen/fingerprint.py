@@ -19,16 +19,25 @@ from pathlib import Path
 
 import recipegen
 
-#: The packages whose files decide what recipegen writes.
-_PACKAGES = ("recipegen", "recipegen.templates")
+
+def _roots() -> list[tuple[str, str]]:
+    """(package, folder) of the files that decide what recipegen writes: the package, and
+    its templates (``recipegen.templates`` when installed, ``templates/`` of a checkout, as
+    :func:`recipegen.recipe` finds them)."""
+    package = os.path.dirname(recipegen.__file__ or "")
+    checkout = os.path.join(os.path.dirname(package), "templates")
+    if os.path.isfile(os.path.join(checkout, "recipe.yaml.j2")):
+        return [("recipegen", package), ("recipegen.templates", checkout)]
+    templates = importlib.import_module("recipegen.templates")
+    return [("recipegen", package),
+            ("recipegen.templates", os.path.dirname(templates.__file__ or ""))]
 
 
 def _files() -> list[tuple[str, str]]:
     """(name in the fingerprint, path) of every file of the packages, sorted."""
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for package in _PACKAGES:
-        root = os.path.dirname(importlib.import_module(package).__file__ or "")
+    for package, root in _roots():
         stack = [root]
         while stack:
             with os.scandir(stack.pop()) as entries:

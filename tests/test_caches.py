@@ -82,8 +82,7 @@ def test_code_fingerprint_follows_the_files(tmp_path: Path, monkeypatch) -> None
     pkg = tmp_path / "fakepkg"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("x = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(fingerprint, "_PACKAGES", ("fakepkg",))
+    monkeypatch.setattr(fingerprint, "_roots", lambda: [("fakepkg", str(pkg))])
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     fingerprint.code_fingerprint.cache_clear()
     first = fingerprint.code_fingerprint()
@@ -93,6 +92,14 @@ def test_code_fingerprint_follows_the_files(tmp_path: Path, monkeypatch) -> None
     fingerprint.code_fingerprint.cache_clear()
     assert fingerprint.code_fingerprint() != first
     fingerprint.code_fingerprint.cache_clear()
+
+
+def test_fingerprint_covers_the_templates_of_a_checkout_and_of_an_install() -> None:
+    """A checkout's ``templates/`` (``python -m recipegen`` run from it imports the source
+    tree, which has no ``recipegen.templates``) or the installed ``recipegen.templates``."""
+    names = {name for name, _path in fingerprint._files()}
+    assert "recipegen.templates/recipe.yaml.j2" in names
+    assert "recipegen/pipeline.py" in names
 
 
 def test_pip_settings_that_change_resolution_are_in_the_key(monkeypatch) -> None:
