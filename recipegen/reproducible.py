@@ -19,11 +19,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from recipegen.fsutil import atomic_write
 
 #: The timestamp of a package whose source has no known upload time (2000-01-01).
 FALLBACK_TIMESTAMP = 946684800
@@ -192,26 +192,18 @@ def normalize(package: Path, *, timestamp: int, dest: Path | None = None,
     info, pkg = _fix_info(info, pkg, timestamp)
     leaks = sorted(m.name for m in (*info, *pkg)
                    if any(p.encode() in m.data for p in build_paths if p))
-    target = dest or package
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".normalize-")
-    os.close(fd)
-    try:
-        date = _zip_date(timestamp)
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
-            for name, data in (("metadata.json", metadata),
-                               (f"pkg-{stem}.tar.zst", _write_tar_zst(pkg, timestamp)),
-                               (f"info-{stem}.tar.zst", _write_tar_zst(info, timestamp))):
-                entry = zipfile.ZipInfo(name, date_time=date)
-                entry.compress_type = zipfile.ZIP_STORED
-                entry.create_system = 3
-                entry.external_attr = 0o100644 << 16
-                archive.writestr(entry, data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    date = _zip_date(timestamp)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, data in (("metadata.json", metadata),
+                           (f"pkg-{stem}.tar.zst", _write_tar_zst(pkg, timestamp)),
+                           (f"info-{stem}.tar.zst", _write_tar_zst(info, timestamp))):
+            entry = zipfile.ZipInfo(name, date_time=date)
+            entry.compress_type = zipfile.ZIP_STORED
+            entry.create_system = 3
+            entry.external_attr = 0o100644 << 16
+            archive.writestr(entry, data)
+    atomic_write(dest or package, buffer.getvalue(), prefix=".normalize-")
     return leaks
 
 

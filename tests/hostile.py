@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,19 @@ def assert_channel_consistent(work: Path) -> None:
 def assert_unchanged(env: Path, before: dict[str, str], work: Path) -> None:
     assert snapshot(env) == before
     assert_channel_consistent(work)
+
+
+def wait_for(condition: Callable[[], bool], what: str, proc: subprocess.Popen,
+             timeout: float = 300) -> None:
+    """Wait until ``condition`` holds; fail if recipegen ends first or it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"recipegen ended before {what}: {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError(f"never saw {what}")
 
 
 def events(text: str) -> list[dict]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from fakeindex import Project
-from hostile import Scene, events
+from hostile import Scene, events, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -24,17 +24,6 @@ pytestmark = pytest.mark.e2e
 def _gate(started: Path, gate: Path) -> str:
     return (f"import os, time\nopen({str(started)!r}, 'w').close()\n"
             f"while os.path.exists({str(gate)!r}):\n    time.sleep(0.05)\n")
-
-
-def _wait_until(condition, what: str, proc: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"recipegen ended before {what}: {proc.stderr.read()}")
-        time.sleep(0.05)
-    raise AssertionError(f"never saw {what}")
 
 
 def _finish(proc: subprocess.Popen) -> list[dict]:
@@ -62,7 +51,7 @@ def test_independent_recipes_are_generated_at_the_same_time(scene: Scene,
         scene.index.add(Project(n, setup_py=_gate(started[n], gate)))
     proc = scene.popen(*names, "--jobs", "1")  # generation is not limited to --jobs
     try:
-        _wait_until(lambda: all(p.exists() for p in started.values()),
+        wait_for(lambda: all(p.exists() for p in started.values()),
                     "both setup.py files running under grayskull at once", proc)
     finally:
         gate.unlink()
@@ -80,10 +69,10 @@ def test_builds_run_side_by_side_up_to_jobs(scene: Scene, tmp_path: Path, jobs: 
     proc = scene.popen(*names, "--jobs", str(jobs))
     try:
         if jobs == 2:
-            _wait_until(lambda: all(p.exists() for p in started.values()),
+            wait_for(lambda: all(p.exists() for p in started.values()),
                         "both builds running at once", proc)
         else:
-            _wait_until(lambda: any(p.exists() for p in started.values()),
+            wait_for(lambda: any(p.exists() for p in started.values()),
                         "one build running", proc)
             time.sleep(3)  # room for a second build to start, if the limit did not hold
             assert sum(p.exists() for p in started.values()) == 1

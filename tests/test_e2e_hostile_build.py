@@ -11,9 +11,7 @@ import json
 import os
 import signal
 import subprocess
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from hostile import (
     assert_unchanged,
     events,
     packages_in,
+    wait_for,
 )
 from rattler_build import Stage0Recipe, VariantConfig
 
@@ -67,16 +66,6 @@ def test_a_failing_build_keeps_its_log_and_installs_nothing(scene: Scene,
 
 
 # -- 9. Ctrl-C in every phase --------------------------------------------------------------
-
-
-def _wait_for(condition: Callable[[], bool], what: str, proc: subprocess.Popen) -> None:
-    for _ in range(6000):
-        if condition():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"recipegen ended before {what}: {proc.stderr.read()}")
-        time.sleep(0.05)
-    raise AssertionError(f"never saw {what}")
 
 
 def _interrupt(proc: subprocess.Popen) -> tuple[list[dict], str]:
@@ -126,7 +115,7 @@ def test_ctrl_c_in_each_phase_then_the_next_run_goes_on(scene: Scene, tmp_path: 
     # resolve: pip is waiting for the index
     scene.index.behave["/simple/int-app/"] = "hang"
     proc = scene.popen("int-app")
-    _wait_for(lambda: scene.index.hits["/simple/int-app/"] > 0, "pip asking the index", proc)
+    wait_for(lambda: scene.index.hits["/simple/int-app/"] > 0, "pip asking the index", proc)
     _found, err = _interrupt(proc)
     assert proc.returncode == 130 and "interrupted; the env was not changed" in err, err
     assert not scene.env.exists()
@@ -137,7 +126,7 @@ def test_ctrl_c_in_each_phase_then_the_next_run_goes_on(scene: Scene, tmp_path: 
     for g in gates.values():
         g.touch()
     proc = scene.popen("int-app")
-    _wait_for(started["generate"].exists, "setup.py running under grayskull", proc)
+    wait_for(started["generate"].exists, "setup.py running under grayskull", proc)
     _found, err = _interrupt(proc)
     assert proc.returncode == 130, err
     assert not scene.env.exists()
@@ -147,7 +136,7 @@ def test_ctrl_c_in_each_phase_then_the_next_run_goes_on(scene: Scene, tmp_path: 
     # build: int-lib is built, int-app's build is running
     gates["generate"].unlink()
     proc = scene.popen("int-app")
-    _wait_for(started["build"].exists, "int-app's build running", proc)
+    wait_for(started["build"].exists, "int-app's build running", proc)
     found, err = _interrupt(proc)
     assert proc.returncode == 130, err
     assert _statuses(found)["int-lib"] == "built"
