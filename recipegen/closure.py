@@ -155,7 +155,10 @@ class ClosureBuilder:
             needed = ({k: closure.recipes[k].host_requirements for k in closure.building()}
                       if self.follow else {})
             new = {k: v for k, v in needed.items() if self.host_groups.get(k) != v}
-            if not new:
+            if not new:  # the last walk: its recipes are the plan's, warned about once
+                for recipe in closure.recipes.values():
+                    for warning in recipe.warnings:
+                        self.reporter.warn(warning)
                 return closure
             added = sorted({r for v in new.values() for r in v}
                            - {r for v in self.host_groups.values() for r in v})
@@ -208,9 +211,6 @@ class ClosureBuilder:
             level = sorted(set(following)) if self.follow else []
         for key in closure.building():
             closure.host[key] -= {key}
-        for recipe in closure.recipes.values():
-            for warning in recipe.warnings:
-                self.reporter.warn(warning)
         return closure
 
     def _edges(self, closure: Closure, requirements: tuple[str, ...], resolution: Resolution,
