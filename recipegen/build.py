@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -85,6 +84,15 @@ class BuildFailed(RecipegenError):
         self.outcomes = outcomes
 
 
+def _cached(job: BuildJob, work: WorkRoot) -> BuildOutcome | None:
+    """The outcome of a job whose package the local channel already has, else None."""
+    existing = (localchannel.has_package(work.channel, job.subdir, job.file_name)
+                if job.publish else None)
+    if existing is None:
+        return None
+    return BuildOutcome(job.name, "cached", existing, work.log_path(job.conda_name))
+
+
 def run_one(job: BuildJob, work: WorkRoot, channels: list[str],
             progress: Progress | None = None) -> BuildOutcome:
     """Build one recipe in a worker process; publish the package on success.
@@ -92,10 +100,11 @@ def run_one(job: BuildJob, work: WorkRoot, channels: list[str],
     ``progress`` hears the worker's phase changes ("testing") as they happen.
     """
     log = work.log_path(job.conda_name)
-    existing = (localchannel.has_package(work.channel, job.subdir, job.file_name)
-                if job.publish else None)
-    if existing is not None:
-        return BuildOutcome(job.name, "cached", existing, log)
+    cached = _cached(job, work)
+    if cached is not None:
+        return cached
+    import shutil  # a real build: a warm install, with every package cached, needs none
+
     (progress or _noop)("building", job.name, {"skip_tests": job.skip_tests})
     work.logs.mkdir(parents=True, exist_ok=True)
     staging = work.staging / f"{job.conda_name}-{os.getpid()}-{threading.get_ident()}"
@@ -229,6 +238,13 @@ def build_all(jobs: list[BuildJob], work: WorkRoot, channels: list[str], *,
     pending = {j.name: j for j in jobs}
     rank = critical_path(jobs)
     outcomes: dict[str, BuildOutcome] = {}
+    for job in jobs:  # already built: no thread to start (a warm install has only these)
+        cached = _cached(job, work)
+        if cached is not None:
+            outcomes[job.name] = cached
+            del pending[job.name]
+            progress("cached", job.name, {"seconds": 0.0, "log": str(cached.log),
+                                          "error": None})
     running: dict[str, threading.Thread] = {}
     lock = threading.Condition()
 

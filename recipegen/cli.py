@@ -17,6 +17,8 @@ from recipegen.errors import RecipegenError, UsageError
 from recipegen.progress import Reporter
 
 if TYPE_CHECKING:  # the pipeline is imported by the commands that run it
+    from collections.abc import Callable
+
     from recipegen.pipeline import InstallPlan
 
 
@@ -412,7 +414,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
 
 
 def _builds_json(outcomes) -> list[dict]:
-    from recipegen.pypi import sha256_file
+    from recipegen.fsutil import sha256_file
 
     return [{"name": o.name, "status": o.status,
              "package": str(o.package) if o.package else None,
@@ -560,7 +562,15 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
                    "any build), recipes and channel packages; no resolution")
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: The commands, as the parser knows them.
+COMMANDS = ("seed", "install", "generate", "export", "remove", "list", "protect", "build",
+            "verify", "map", "lint")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every command; with ``only``, the options of that command alone (the others are
+    listed without theirs): adding every option of every command takes 10 ms, a
+    twentieth of a warm install."""
     parser = argparse.ArgumentParser(
         prog="recipegen",
         description="Install PyPI packages into conda envs as real conda packages, "
@@ -568,127 +578,133 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=recipegen.__version__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("seed", help="make an offline base channel (python, pip) from this "
-                       "interpreter")
-    p.add_argument("--channel", help="channel directory (default: WORK_ROOT/seed)")
-    _common(p)
-    p.set_defaults(func=cmd_seed)
+    def command(name: str, func: Callable[[argparse.Namespace], int],
+                **kwargs: str) -> argparse.ArgumentParser | None:
+        p = sub.add_parser(name, **kwargs)
+        p.set_defaults(func=func)
+        return p if only in (None, name) else None
 
-    p = sub.add_parser("install", help="build what the channels lack and install into an env")
-    p.add_argument("specs", nargs="*", metavar="SPEC", help="PEP 508 requirement")
-    p.add_argument("-e", "--editable", metavar="PATH",
-                   help="a project directory: its dependencies as conda packages, then the "
-                   "project itself with 'pip install -e'")
-    p.add_argument("--no-protect", action="store_true",
-                   help="do not write the EXTERNALLY-MANAGED marker that stops plain pip")
-    p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
-    _plan_options(p)
-    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    _common(p)
-    p.set_defaults(func=cmd_install)
+    if p := command("seed", cmd_seed,
+                    help="make an offline base channel (python, pip) from this interpreter"):
+        p.add_argument("--channel", help="channel directory (default: WORK_ROOT/seed)")
+        _common(p)
 
-    p = sub.add_parser("generate", help="write recipes without building them")
-    p.add_argument("specs", nargs="+", metavar="SPEC", help="PEP 508 requirement")
-    p.add_argument("-o", "--output", default="recipes-out/recipes",
-                   help="one folder per package in here (default: recipes-out/recipes)")
-    p.add_argument("--flavour", choices=("local", "conda-forge"), default="local",
-                   help="local: for this env's python; conda-forge: for staged-recipes")
-    p.add_argument("--deps", action="store_true",
-                   help="also write recipes for dependencies no channel has (queries "
-                   "channels like install)")
-    p.add_argument("-p", "--prefix", help="target env whose python the recipes are for "
-                   "(default: $CONDA_PREFIX, else this interpreter)")
-    p.add_argument("-c", "--channel", action="append", help="conda channel (with --deps)")
-    p.add_argument("--maintainer", action="append", metavar="GH_ID",
-                   help="recipe maintainer (conda-forge flavour); repeatable")
-    p.add_argument("--constraints", action="append", metavar="FILE",
-                   help="pip constraints file; repeatable")
-    p.add_argument("--map", action="append", metavar="PYPI=CONDA",
-                   help="override a PyPI→conda name mapping; repeatable")
-    _common(p)
-    p.set_defaults(func=cmd_generate)
+    if p := command("install", cmd_install,
+                    help="build what the channels lack and install into an env"):
+        p.add_argument("specs", nargs="*", metavar="SPEC", help="PEP 508 requirement")
+        p.add_argument("-e", "--editable", metavar="PATH",
+                       help="a project directory: its dependencies as conda packages, then the "
+                       "project itself with 'pip install -e'")
+        p.add_argument("--no-protect", action="store_true",
+                       help="do not write the EXTERNALLY-MANAGED marker that stops plain pip")
+        p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
+        _plan_options(p)
+        p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+        _common(p)
 
-    p = sub.add_parser("export", help="submit recipes to conda-forge/staged-recipes")
-    p.add_argument("specs", nargs="+", metavar="SPEC", help="PEP 508 requirement")
-    p.add_argument("--to", required=True, metavar="DIR", help="a clone of staged-recipes")
-    p.add_argument("--maintainer", action="append", metavar="GH_ID",
-                   help="GitHub id of a recipe maintainer; repeatable (or config)")
-    p.add_argument("--no-build", action="store_true",
-                   help="skip the local build and test (the PR body says so)")
-    p.add_argument("--force", action="store_true",
-                   help="export even packages conda-forge already has")
-    p.add_argument("--open-pr", action="store_true",
-                   help="fork, push and open the PR on GitHub (needs GITHUB_TOKEN)")
-    p.add_argument("-c", "--channel", action="append", help="conda channel; repeatable")
-    p.add_argument("--constraints", action="append", metavar="FILE",
-                   help="pip constraints file; repeatable")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel builds")
-    p.add_argument("--map", action="append", metavar="PYPI=CONDA",
-                   help="override a PyPI→conda name mapping; repeatable")
-    _common(p)
-    p.set_defaults(func=cmd_export)
+    if p := command("generate", cmd_generate, help="write recipes without building them"):
+        p.add_argument("specs", nargs="+", metavar="SPEC", help="PEP 508 requirement")
+        p.add_argument("-o", "--output", default="recipes-out/recipes",
+                       help="one folder per package in here (default: recipes-out/recipes)")
+        p.add_argument("--flavour", choices=("local", "conda-forge"), default="local",
+                       help="local: for this env's python; conda-forge: for staged-recipes")
+        p.add_argument("--deps", action="store_true",
+                       help="also write recipes for dependencies no channel has (queries "
+                       "channels like install)")
+        p.add_argument("-p", "--prefix", help="target env whose python the recipes are for "
+                       "(default: $CONDA_PREFIX, else this interpreter)")
+        p.add_argument("-c", "--channel", action="append", help="conda channel (with --deps)")
+        p.add_argument("--maintainer", action="append", metavar="GH_ID",
+                       help="recipe maintainer (conda-forge flavour); repeatable")
+        p.add_argument("--constraints", action="append", metavar="FILE",
+                       help="pip constraints file; repeatable")
+        p.add_argument("--map", action="append", metavar="PYPI=CONDA",
+                       help="override a PyPI→conda name mapping; repeatable")
+        _common(p)
 
-    p = sub.add_parser("remove", help="remove packages from an env; every other one stays")
-    p.add_argument("packages", nargs="+", metavar="PKG", help="conda or PyPI name")
-    p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
-    p.add_argument("--prune", action="store_true",
-                   help="also remove dependencies that nothing else needs")
-    p.add_argument("--force", action="store_true",
-                   help="remove even if other packages need it (they break)")
-    p.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
-    _common(p, work_root=False)
-    p.set_defaults(func=cmd_remove)
+    if p := command("export", cmd_export,
+                    help="submit recipes to conda-forge/staged-recipes"):
+        p.add_argument("specs", nargs="+", metavar="SPEC", help="PEP 508 requirement")
+        p.add_argument("--to", required=True, metavar="DIR", help="a clone of staged-recipes")
+        p.add_argument("--maintainer", action="append", metavar="GH_ID",
+                       help="GitHub id of a recipe maintainer; repeatable (or config)")
+        p.add_argument("--no-build", action="store_true",
+                       help="skip the local build and test (the PR body says so)")
+        p.add_argument("--force", action="store_true",
+                       help="export even packages conda-forge already has")
+        p.add_argument("--open-pr", action="store_true",
+                       help="fork, push and open the PR on GitHub (needs GITHUB_TOKEN)")
+        p.add_argument("-c", "--channel", action="append", help="conda channel; repeatable")
+        p.add_argument("--constraints", action="append", metavar="FILE",
+                       help="pip constraints file; repeatable")
+        p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel builds")
+        p.add_argument("--map", action="append", metavar="PYPI=CONDA",
+                       help="override a PyPI→conda name mapping; repeatable")
+        _common(p)
 
-    p = sub.add_parser("list", help="the env's packages; what recipegen built is marked")
-    p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
-    p.add_argument("--json", action="store_true", help="JSON output")
-    p.set_defaults(func=cmd_list)
+    if p := command("remove", cmd_remove,
+                    help="remove packages from an env; every other one stays"):
+        p.add_argument("packages", nargs="+", metavar="PKG", help="conda or PyPI name")
+        p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
+        p.add_argument("--prune", action="store_true",
+                       help="also remove dependencies that nothing else needs")
+        p.add_argument("--force", action="store_true",
+                       help="remove even if other packages need it (they break)")
+        p.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
+        _common(p, work_root=False)
 
-    p = sub.add_parser("protect", help="turn the EXTERNALLY-MANAGED marker (stops plain pip) "
-                       "on or off; without --on/--off, show it")
-    p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--on", action="store_true", help="protect the env")
-    group.add_argument("--off", action="store_true", help="let plain pip write again")
-    p.add_argument("--json", action="store_true", help="JSON output")
-    p.set_defaults(func=cmd_protect)
+    if p := command("list", cmd_list,
+                    help="the env's packages; what recipegen built is marked"):
+        p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
+        p.add_argument("--json", action="store_true", help="JSON output")
 
-    p = sub.add_parser("build", help="build packages into the local channel; install nothing")
-    p.add_argument("specs", nargs="*", metavar="SPEC", help="PEP 508 requirement")
-    p.add_argument("-p", "--prefix",
-                   help="build for this env's python (default: a new env's python)")
-    _plan_options(p)
-    _common(p)
-    p.set_defaults(func=cmd_build)
+    if p := command("protect", cmd_protect,
+                    help="turn the EXTERNALLY-MANAGED marker (stops plain pip) on or off; "
+                    "without --on/--off, show it"):
+        p.add_argument("-p", "--prefix", help="target env (default: $CONDA_PREFIX)")
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--on", action="store_true", help="protect the env")
+        group.add_argument("--off", action="store_true", help="let plain pip write again")
+        p.add_argument("--json", action="store_true", help="JSON output")
 
-    p = sub.add_parser("verify", help="rebuild the locked packages elsewhere; report per "
-                       "package whether it is identical")
-    p.add_argument("--lock", metavar="PATH", help="lock file (default: WORK_ROOT/recipegen.lock)")
-    p.add_argument("-c", "--channel", action="append",
-                   help="conda channel instead of the lock's; repeatable")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                   help="parallel builds (default: the number of cores)")
-    p.add_argument("--offline", action="store_true", help="use cached sources and repodata")
-    p.add_argument("--keep", metavar="DIR", help="rebuild in DIR (new or empty) and keep it")
-    _common(p)
-    p.set_defaults(func=cmd_verify)
+    if p := command("build", cmd_build,
+                    help="build packages into the local channel; install nothing"):
+        p.add_argument("specs", nargs="*", metavar="SPEC", help="PEP 508 requirement")
+        p.add_argument("-p", "--prefix",
+                       help="build for this env's python (default: a new env's python)")
+        _plan_options(p)
+        _common(p)
 
-    p = sub.add_parser("map", help="show the conda name of PyPI packages and its source")
-    p.add_argument("names", nargs="+", metavar="NAME")
-    p.add_argument("--map", action="append", metavar="PYPI=CONDA",
-                   help="override a mapping; repeatable")
-    p.add_argument("--json", action="store_true", help="JSON output")
-    p.set_defaults(func=cmd_map)
+    if p := command("verify", cmd_verify,
+                    help="rebuild the locked packages elsewhere; report per package whether "
+                    "it is identical"):
+        p.add_argument("--lock", metavar="PATH",
+                       help="lock file (default: WORK_ROOT/recipegen.lock)")
+        p.add_argument("-c", "--channel", action="append",
+                       help="conda channel instead of the lock's; repeatable")
+        p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                       help="parallel builds (default: the number of cores)")
+        p.add_argument("--offline", action="store_true", help="use cached sources and repodata")
+        p.add_argument("--keep", metavar="DIR", help="rebuild in DIR (new or empty) and keep it")
+        _common(p)
 
-    p = sub.add_parser("lint", help="check v1 recipes against conda-forge's linter rules",
-                       description="Check v1 recipes against conda-forge's linter rules (by "
-                       "conda-smithy's rule ids). Exit status 1 if any recipe has a lint; "
-                       "hints are advice and do not change the exit status.")
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="a recipe.yaml, or a folder searched for recipe.yaml files")
-    p.add_argument("--json", action="store_true",
-                   help="print the findings as a JSON list (rule_id, kind, message, path, line)")
-    p.set_defaults(func=cmd_lint)
+    if p := command("map", cmd_map,
+                    help="show the conda name of PyPI packages and its source"):
+        p.add_argument("names", nargs="+", metavar="NAME")
+        p.add_argument("--map", action="append", metavar="PYPI=CONDA",
+                       help="override a mapping; repeatable")
+        p.add_argument("--json", action="store_true", help="JSON output")
+
+    if p := command("lint", cmd_lint,
+                    help="check v1 recipes against conda-forge's linter rules",
+                    description="Check v1 recipes against conda-forge's linter rules (by "
+                    "conda-smithy's rule ids). Exit status 1 if any recipe has a lint; "
+                    "hints are advice and do not change the exit status."):
+        p.add_argument("paths", nargs="+", metavar="PATH",
+                       help="a recipe.yaml, or a folder searched for recipe.yaml files")
+        p.add_argument("--json", action="store_true",
+                       help="print the findings as a JSON list (rule_id, kind, message, path, "
+                       "line)")
     return parser
 
 
@@ -703,8 +719,9 @@ def _interrupted(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     # A crash inside the Rust libraries should leave a Python traceback to report.
     faulthandler.enable()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
+    args = parser.parse_args(words)
     if getattr(args, "jobs", 1) is not None and getattr(args, "jobs", 1) < 1:
         parser.error("--jobs must be at least 1")
     try:

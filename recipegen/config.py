@@ -18,7 +18,6 @@ from pathlib import Path
 from types import MappingProxyType
 
 from recipegen.errors import UsageError
-from recipegen.mapping import check_conda_name, check_pypi_name
 
 RECIPEGEN_TOML = "recipegen.toml"
 PYPROJECT_TOML = "pyproject.toml"
@@ -72,6 +71,8 @@ def _parse(data: Mapping[str, object], path: Path, *, where: str) -> Config:
     mapping = data.get("mapping", {})
     if not isinstance(mapping, dict):
         raise UsageError(f"{path}: 'mapping' must be a table of pypi-name = \"conda-name\"")
+    from recipegen.mapping import check_conda_name, check_pypi_name  # only with a file
+
     overrides: dict[str, str] = {}
     for pypi, conda in mapping.items():
         if not isinstance(conda, str):

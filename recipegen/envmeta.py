@@ -23,7 +23,6 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,6 +189,7 @@ def compile_bytecode(prefix: Path, records: list[tuple[Path, dict]], py: str,
             todo[path] = (record, missing)
     if not todo or not python.exists():
         return []
+    root = str(prefix)  # strings, not Paths: hundreds of files per env
     pycs = {s: c for _r, pairs in todo.values() for s, c in pairs}
     sources = sorted(pycs)
     if cache is not None:
@@ -198,16 +198,16 @@ def compile_bytecode(prefix: Path, records: list[tuple[Path, dict]], py: str,
             digests.update(_digests(prefix, record, [s for s, _c in pairs]))
         keys = {s: cache.key(s, d) for s, d in digests.items()}
         sources = [s for s in sources if s not in keys or not cache.put_pyc(
-            keys[s], digests[s], prefix / s, prefix / pycs[s])]
+            keys[s], digests[s], f"{root}/{s}", f"{root}/{pycs[s]}")]
     if sources:
         _compileall(prefix, python, sources)
         if cache is not None:
             for src in sources:
                 if src in keys:
-                    cache.store(keys[src], prefix / src, prefix / pycs[src])
+                    cache.store(keys[src], f"{root}/{src}", f"{root}/{pycs[src]}")
     done = []
     for record, pairs in todo.values():
-        made = [c for _s, c in pairs if (prefix / c).is_file()]
+        made = [c for _s, c in pairs if os.path.isfile(f"{root}/{c}")]
         if not made:
             continue
         record.setdefault("files", [])
@@ -229,7 +229,8 @@ def _digests(prefix: Path, record: dict, sources: list[str]) -> dict[str, str]:
         digest = listed.get(src)
         if not digest:
             try:
-                digest = hashlib.sha256((prefix / src).read_bytes()).hexdigest()
+                with open(f"{prefix}/{src}", "rb") as fh:
+                    digest = hashlib.sha256(fh.read()).hexdigest()
             except OSError:
                 continue
         out[src] = digest
@@ -237,6 +238,8 @@ def _digests(prefix: Path, record: dict, sources: list[str]) -> dict[str, str]:
 
 
 def _compileall(prefix: Path, python: Path, sources: list[str]) -> None:
+    import tempfile
+
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
         fh.write("\n".join(sources) + "\n")
         listing = fh.name

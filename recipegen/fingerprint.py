@@ -96,18 +96,29 @@ def installed_version(dist: str) -> str:
     What ``importlib.metadata.version`` answers for a plain install, without importing it
     (about 17 ms, a tenth of a planned install); anything unusual is asked of it after all.
     """
-    stem = re.sub(r"[-_.]+", "_", dist).lower()
-    for entry in sys.path:
-        try:
-            names = os.listdir(entry or ".")
-        except OSError:
-            continue
-        for name in names:
-            if name.endswith(".dist-info") and name.lower().startswith(stem + "-"):
-                return name[len(stem) + 1:-len(".dist-info")]
+    version = _dist_infos().get(re.sub(r"[-_.]+", "_", dist).lower())
+    if version is not None:
+        return version
     from importlib import metadata
 
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+@functools.cache
+def _dist_infos() -> dict[str, str]:
+    """Normalized name → version of each ``.dist-info`` on ``sys.path``, the first found
+    winning as for imports; each directory is listed once for every name asked."""
+    out: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info") and "-" in name:
+                stem, _, version = name[:-len(".dist-info")].partition("-")
+                out.setdefault(re.sub(r"[-_.]+", "_", stem).lower(), version)
+    return out

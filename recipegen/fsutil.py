@@ -1,24 +1,37 @@
-"""Atomic file writes: every file recipegen keeps (recipes, caches, locks) is written here,
-so a reader, or the next run after a crash or Ctrl-C, sees the old file or the new one and
-never half of one."""
+"""Atomic file writes and file digests: every file recipegen keeps (recipes, caches, locks)
+is written here, so a reader, or the next run after a crash or Ctrl-C, sees the old file or
+the new one and never half of one."""
 
 from __future__ import annotations
 
+import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 
 def atomic_write(path: Path, data: str | bytes, *, prefix: str = ".part-") -> Path:
-    """Write ``data`` to a scratch file beside ``path`` (mode 0644), then rename it over."""
+    """Write ``data`` to a scratch file beside ``path`` (mode 0644), then rename it over.
+
+    The scratch name is made here rather than by :mod:`tempfile`, whose import costs more
+    than the whole write on the warm path.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix)
+    tmp = os.path.join(path.parent, f"{prefix}{os.getpid()}-{os.urandom(6).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode() if isinstance(data, str) else data)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644)  # whatever the umask
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
 import signal
 import sys
 import threading
@@ -244,6 +243,8 @@ def _roll_back(prefix: Path, before: list, existed: bool, reporter) -> bool:
                       "command again to finish the change")
         return False
     if not existed:
+        import shutil  # a failed change only
+
         shutil.rmtree(prefix, ignore_errors=True)
     return True
 

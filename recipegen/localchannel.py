@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -98,6 +97,8 @@ def publish(packages: list[Path], channel: Path) -> list[Path]:
     channel never holds part of one, even after a kill. Copies left by a killed process
     are removed (under the lock, no other process is copying).
     """
+    import shutil  # only when adding; indexing and reading need none of it
+
     placed: list[Path] = []
     with locked(channel):
         for package in packages:

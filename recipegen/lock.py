@@ -17,26 +17,27 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import recipegen
 from recipegen import channels as channels_mod
 from recipegen import localchannel
-from recipegen.build import BuildOutcome
 from recipegen.channels import ChannelPackage
 from recipegen.errors import RecipegenError, UsageError
 from recipegen.fingerprint import installed_version
+from recipegen.fsutil import sha256_file
 from recipegen.install import Solution
 from recipegen.pipeline import InstallPlan, InstallRequest, InstallResult
 from recipegen.plan import BuildOrder, BuildStep, Decision
 from recipegen.progress import Reporter
-from recipegen.pypi import DistFile, PyPI, sha256_file
 from recipegen.recipe import GeneratedRecipe, RecipeSpec
-from recipegen.reproducible import FALLBACK_TIMESTAMP
 from recipegen.target import Target, inspect_target
 from recipegen.workroot import WorkRoot
+
+if TYPE_CHECKING:  # building and PyPI are loaded only where a lock makes a plan
+    from recipegen.build import BuildOutcome
 
 SCHEMA = 1
 FILE_NAME = "recipegen.lock"
@@ -267,14 +268,14 @@ def _locked_build(plan: InstallPlan, step: BuildStep, work: WorkRoot,
         host_requirements=recipe.host_requirements,
         run_requirements=recipe.run_requirements,
         subdir=subdir, build_string=spec.build_string or "",
-        timestamp=recipe.source_time or FALLBACK_TIMESTAMP,
+        timestamp=recipe.timestamp,
         after=tuple(sorted(step.after)), skip_tests=step.skip_tests,
         file_name=file_name, sha256=sha256_file(package) if package.is_file() else None,
     )
 
 
 def _spec_json(spec: RecipeSpec) -> dict:
-    return json.loads(json.dumps(asdict(spec)))
+    return spec.as_json()
 
 
 def _from_channel_package(pkg: ChannelPackage, pypi_name: str | None) -> LockedPackage:
@@ -337,6 +338,8 @@ def check_integrity(lock: Lock) -> None:
 
 def fetch_sources(lock: Lock, cache: Path, *, offline: bool, reporter: Reporter) -> None:
     """Download every locked source and check its sha256, before anything is built."""
+    from recipegen.pypi import DistFile, PyPI
+
     pypi = PyPI(cache / "pypi", offline=offline)
     reporter.phase("sources", f"checking {len(lock.builds)} source(s) against the lock")
     for b in lock.builds:
@@ -400,6 +403,8 @@ def plan_from_lock(lock: Lock, req: InstallRequest, reporter: Reporter, *,
                         hint="use an env with that python, or re-lock without --locked")
     user_channels = ([channels_mod.channel_url(c) for c in req.channels] if req.channels
                      else list(lock.channels))
+    import tempfile
+
     with contextlib.ExitStack() as stack:
         # A dry run checks everything too, but downloads into a directory it then removes.
         cache = (Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="recipegen-")))

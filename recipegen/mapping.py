@@ -16,7 +16,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from types import MappingProxyType
 
 from recipegen.errors import UsageError
@@ -92,6 +91,8 @@ class _Table:
 @functools.cache
 def _table() -> _Table:
     """The bundled table, parsed once per process (about 20 ms)."""
+    from importlib import resources
+
     raw = json.loads(resources.files("recipegen.data").joinpath(*_TABLE).read_text("utf-8"))
     forward: dict[str, tuple[str, str]] = {}
     reverse: dict[str, str] = {}

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recipegen import channels as channels_mod
 from recipegen import localchannel, locks, plancache
-from recipegen.build import BuildFailed, BuildJob, BuildOutcome, build_all, import_test_missing
 from recipegen.channels import Availability
 from recipegen.errors import RecipegenError, UsageError
 from recipegen.fsutil import atomic_write
@@ -29,19 +27,21 @@ from recipegen.plan import (
     decide,
 )
 from recipegen.progress import Reporter
-from recipegen.pypi import PyPI
-from recipegen.recipe import GeneratedRecipe, write_recipe
-from recipegen.reproducible import FALLBACK_TIMESTAMP
 from recipegen.resolve import Resolution, parse_requirement
 from recipegen.target import Target, inspect_target
 from recipegen.workroot import WorkRoot
 
-if TYPE_CHECKING:  # generation and packaging are loaded when a plan is made, not reused
+if TYPE_CHECKING:
+    # Loaded where they are used: a warm install (a saved plan, nothing to build) needs
+    # none of generation, PyPI or building, and importing them costs more than its checks.
     from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet
 
+    from recipegen.build import BuildJob, BuildOutcome
     from recipegen.closure import Closure
     from recipegen.generate import Flavour, GenerateContext
+    from recipegen.pypi import PyPI
+    from recipegen.recipe import GeneratedRecipe
 
 
 @dataclass(frozen=True)
@@ -176,6 +176,8 @@ def make_plan(req: InstallRequest, reporter: Reporter) -> InstallPlan:
     """
     if not req.dry_run:
         return _make_plan(req, reporter, WorkRoot.at(req.work_root).cache)
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="recipegen-dry-run-") as tmp:
         try:
             return _make_plan(req, reporter, Path(tmp))
@@ -241,7 +243,7 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
     from recipegen.resolve import resolve
 
     mapper = NameMapper(req.mapping_overrides)
-    pypi = PyPI(cache / "pypi", offline=req.offline)
+    pypi = _pypi(cache, req.offline)
     ctx = GenerateContext(mapper=mapper, pypi=pypi, cache_dir=cache,
                           python_version=python_version, grayskull_timeout=req.grayskull_timeout,
                           flavour=req.flavour, maintainers=req.maintainers)
@@ -329,8 +331,7 @@ def _saved_plan(inputs: dict, req: InstallRequest, target: Target, python_versio
         reason = plancache.check_channels(saved.decisions, saved.recipes, availability,
                                           work.channel.as_uri())
     if reason is None:
-        reason = plancache.check_pypi(list(saved.projects),
-                                      lambda: PyPI(cache / "pypi", offline=req.offline),
+        reason = plancache.check_pypi(list(saved.projects), lambda: _pypi(cache, req.offline),
                                       plancache.local_pip_sources(python_exe))
     if reason is not None:
         reporter.cache("plan", False, reason)
@@ -345,6 +346,12 @@ def _saved_plan(inputs: dict, req: InstallRequest, target: Target, python_versio
                        python_version=python_version, decisions=saved.decisions,
                        recipes=saved.recipes, order=saved.order, requested=saved.requested,
                        pins=saved.pins, resolution=saved.resolution, saved_as=key)
+
+
+def _pypi(cache: Path, offline: bool) -> PyPI:
+    from recipegen.pypi import PyPI
+
+    return PyPI(cache / "pypi", offline=offline)
 
 
 def _availability(decisions: dict[str, Decision], channels: list[str], platform: str,
@@ -440,6 +447,9 @@ def _requested(parsed: list[Requirement],
 
 def build_jobs(plan: InstallPlan, work: WorkRoot) -> list[BuildJob]:
     """Write the recipes of the plan and describe their builds."""
+    from recipegen.build import BuildJob
+    from recipegen.recipe import write_recipe
+
     jobs = []
     for step in plan.order.steps:
         recipe = plan.recipes[step.name]
@@ -450,7 +460,7 @@ def build_jobs(plan: InstallPlan, work: WorkRoot) -> list[BuildJob]:
         jobs.append(BuildJob(name=step.name, conda_name=folder, recipe=path,
                              file_name=file_name, subdir=subdir, after=step.after,
                              skip_tests=step.skip_tests,
-                             timestamp=recipe.source_time or FALLBACK_TIMESTAMP))
+                             timestamp=recipe.timestamp))
     return jobs
 
 
@@ -474,6 +484,8 @@ def build_packages(plan: InstallPlan, req: InstallRequest, reporter: Reporter
             return plan, ()
         present = sum(localchannel.has_package(work.channel, j.subdir, j.file_name)
                       is not None for j in jobs)
+        from recipegen.build import BuildFailed, build_all
+
         reporter.phase("build", f"{len(jobs) - present} package(s), {req.jobs} at a time"
                        + (f"; {present} already in the local channel" if present else ""))
         try:
@@ -500,6 +512,8 @@ def _pin(recipe: GeneratedRecipe) -> str:
 def _undeclared_imports(outcomes: list[BuildOutcome], plan: InstallPlan,
                         retested: set[str]) -> dict[str, str]:
     """Failed builds whose import test needs a module from outside the package."""
+    from recipegen.build import import_test_missing
+
     found = {}
     for outcome in outcomes:
         module = import_test_missing(outcome)
@@ -635,6 +649,8 @@ def generate_recipes(req: InstallRequest, out_dir: Path, reporter: Reporter,
     Each recipe goes to ``out_dir/<conda name>/recipe.yaml``, the same file install builds
     and export submits.
     """
+    from recipegen.recipe import write_recipe
+
     plan = make_plan(req, reporter)
     written = []
     for name in [s.name for s in plan.order.steps]:

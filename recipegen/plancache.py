@@ -30,7 +30,6 @@ Any mismatch is a miss, reported with its reason, and the plan is made afresh.
 
 from __future__ import annotations
 
-import configparser
 import functools
 import hashlib
 import json
@@ -92,6 +91,8 @@ def pip_configuration(python: Path) -> dict:
 @functools.cache
 def local_pip_sources(python: Path) -> list[Path]:
     """Local directories pip takes distributions from (``find-links``, ``file://`` indexes)."""
+    import configparser  # only when pip has a configuration file
+
     values: list[str] = []
     for path in pip_config_files(python):
         if not path.is_file():

@@ -29,34 +29,39 @@ LAYOUT = "pyc2"  # bump when what an entry holds changes
 
 
 class PycCache:
-    """``<dir>/<python dist>/pyc2/<2 hex>/<key>.<mtime>.<size>``: a timestamp-mode ``.pyc``."""
+    """``<dir>/<python dist>/pyc2/<2 hex>/<key>.<mtime>.<size>``: a timestamp-mode ``.pyc``.
+
+    Paths are plain strings: a warm install links hundreds of files, and pathlib's
+    objects cost more than the links.
+    """
 
     def __init__(self, directory: Path, python: str) -> None:
         self.root = directory / python.replace("/", "_") / LAYOUT
+        self._root = str(self.root)
 
     @staticmethod
     def key(rel_path: str, sha256: str) -> str:
         """The key of a file: its prefix-relative path and the sha256 of its bytes."""
         return hashlib.sha256(f"{sha256}\0{rel_path}".encode()).hexdigest()
 
-    def _entry(self, key: str, st: os.stat_result) -> Path:
-        return self.root / key[:2] / f"{key}.{int(st.st_mtime)}.{st.st_size}"
+    def _entry(self, key: str, st: os.stat_result) -> str:
+        return f"{self._root}/{key[:2]}/{key}.{int(st.st_mtime)}.{st.st_size}"
 
-    def put_pyc(self, key: str, sha256: str, source_path: Path, pyc_path: Path) -> bool:
+    def put_pyc(self, key: str, sha256: str, source_path: str, pyc_path: str) -> bool:
         """Put ``pyc_path`` for ``source_path`` in place from the cache; False if not cached.
 
         ``sha256`` is what the file's bytes should be. An entry for the same mtime and size
         is linked as it is (python trusts that stamp alike); one for another stamp is
         reused only once the file's bytes are checked against ``sha256``.
         """
-        st = source_path.stat()
-        entry = self._entry(key, st)
-        if _link(entry, pyc_path):
+        st = os.stat(source_path)
+        if _link(self._entry(key, st), pyc_path):
             return True
         other = next(iter(self._variants(key)), None)  # the same code for another mtime
-        if other is None or hashlib.sha256(source_path.read_bytes()).hexdigest() != sha256:
+        if other is None or _sha256(source_path) != sha256:
             return False
-        data = other.read_bytes()
+        with open(other, "rb") as fh:
+            data = fh.read()
         if len(data) <= HEADER:
             return False
         stamp = struct.pack("<III", 0, int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF)
@@ -64,47 +69,54 @@ class PycCache:
         _atomic_write(pyc_path, data[:4] + stamp + data[HEADER:], mode=st.st_mode & 0o666)
         return True
 
-    def _variants(self, key: str) -> list[Path]:
+    def _variants(self, key: str) -> list[str]:
+        folder = f"{self._root}/{key[:2]}"
         try:
-            names = os.listdir(self.root / key[:2])
+            names = os.listdir(folder)
         except OSError:
             return []
-        return [self.root / key[:2] / n for n in names if n.startswith(key + ".")]
+        return [f"{folder}/{n}" for n in names if n.startswith(key + ".")]
 
-    def store(self, key: str, source_path: Path, pyc_path: Path) -> None:
+    def store(self, key: str, source_path: str, pyc_path: str) -> None:
         """Keep a freshly compiled (timestamp-mode) ``.pyc``."""
         try:
-            data = pyc_path.read_bytes()
-            st = source_path.stat()
+            with open(pyc_path, "rb") as fh:
+                data = fh.read()
+            st = os.stat(source_path)
         except OSError:
             return
         if len(data) <= HEADER or struct.unpack("<I", data[4:8])[0] != 0:
             return  # not a timestamp pyc: nothing this cache would reproduce
         entry = self._entry(key, st)
-        if not entry.exists():
+        if not os.path.exists(entry):
             _atomic_write(entry, data)
 
 
-def _link(entry: Path, pyc_path: Path) -> bool:
+def _sha256(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def _link(entry: str, pyc_path: str) -> bool:
     try:
         os.link(entry, pyc_path)
     except FileNotFoundError:
-        if not entry.exists():
+        if not os.path.exists(entry):
             return False
-        pyc_path.parent.mkdir(parents=True, exist_ok=True)  # a new __pycache__
+        os.makedirs(os.path.dirname(pyc_path), exist_ok=True)  # a new __pycache__
         return _link(entry, pyc_path)
     except OSError:  # a stale .pyc is there, or another file system: write it instead
         return False
     return True
 
 
-def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def _atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
     """Write via a temporary name and rename, as ``importlib`` writes pycs."""
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 from recipegen.errors import RecipegenError
-from recipegen.fsutil import atomic_write
+from recipegen.fsutil import atomic_write, sha256_file
 from recipegen.mapping import normalize as canonicalize_name
 
 if TYPE_CHECKING:
@@ -320,13 +320,5 @@ def public_url(url: str) -> str:
     if match is None:
         return url
     return "https://files.pythonhosted.org/packages/{}/{}/{}/{}".format(*match.groups())
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 

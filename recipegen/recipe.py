@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from importlib import resources
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,10 @@ if TYPE_CHECKING:  # imported when the first recipe is rendered: a planned insta
 REQUIREMENT_SECTIONS = ("build", "host", "run", "run_constraints")
 
 _JINJA_MARKERS = ("${{", "{{", "}}", "{%", "%}", "{#", "#}")
+
+
+#: The timestamp of a package whose source has no known upload time (2000-01-01).
+FALLBACK_TIMESTAMP = 946684800
 
 
 @dataclass(frozen=True)
@@ -88,14 +91,28 @@ class RecipeSpec:
     license_text: str | None = None
     notes: tuple[str, ...] = field(default=(), compare=False)
 
+    def as_json(self) -> dict:
+        """The fields as JSON values: ``asdict`` without its deep copies, which cost more
+        than the rest of locking a plan (every spec is hashed and locked on each run)."""
+        return _plain(self)
+
     def content_hash(self) -> str:
         """A hash of what the recipe builds (notes and build string left out)."""
-        data = asdict(self)
+        data = self.as_json()
         data.pop("notes")
         data.pop("build_string")
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
+
+
+def _plain(value: object) -> object:
+    """Dataclasses as dicts and tuples as lists, recursively; other values as they are."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    return value
 
 @dataclass(frozen=True)
 class GeneratedRecipe:
@@ -116,6 +133,11 @@ class GeneratedRecipe:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def timestamp(self) -> int:
+        """The package's build time: its source's upload time, else a fixed one."""
+        return self.source_time or FALLBACK_TIMESTAMP
 
 
 class Raw(str):
@@ -206,6 +228,8 @@ def _load_template(name: str) -> str:
     checkout = Path(__file__).resolve().parent.parent / "templates" / name
     if checkout.is_file():
         return checkout.read_text()
+    from importlib import resources
+
     return resources.files("recipegen.templates").joinpath(name).read_text()
 
 
@@ -228,7 +252,6 @@ def render(spec: RecipeSpec, template: str = "recipe.yaml.j2") -> str:
 
 def write_recipe(recipe: GeneratedRecipe, recipe_dir: Path) -> Path:
     """Write ``recipe.yaml`` atomically (a reader never sees half a recipe)."""
-    recipe_dir.mkdir(parents=True, exist_ok=True)
     path = recipe_dir / "recipe.yaml"
     try:
         if path.read_bytes() == recipe.text.encode():

@@ -35,7 +35,7 @@ SCHEMA = 1
 
 def recipe_to_json(recipe: GeneratedRecipe) -> dict:
     return {
-        "spec": asdict(recipe.spec),
+        "spec": recipe.spec.as_json(),
         "text": recipe.text,
         "pypi_name": recipe.pypi_name,
         "version": recipe.version,

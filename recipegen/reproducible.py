@@ -25,8 +25,6 @@ from pathlib import Path
 
 from recipegen.fsutil import atomic_write
 
-#: The timestamp of a package whose source has no known upload time (2000-01-01).
-FALLBACK_TIMESTAMP = 946684800
 #: zstd level for both inner archives (conda-build's default for ``.conda``).
 ZSTD_LEVEL = 19
 #: What rattler-build pads host prefixes with; the canonical placeholder repeats it.

@@ -11,13 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from recipegen import procgroup
 from recipegen.errors import RecipegenError, UsageError
 
 if TYPE_CHECKING:  # imported where used: a reused plan holds a Resolution, parses nothing
@@ -247,6 +244,9 @@ def resolve(requirements: list[str], *, python: Path | str,
     when there is no solution; the whole pip output of a failure is kept in
     ``log_dir/resolve.log`` when ``log_dir`` is given.
     """
+    import tempfile
+
+    from recipegen import procgroup
     from recipegen.pypi import http_timeout, http_tries
 
     parsed = [parse_requirement(r) for r in requirements]
@@ -304,6 +304,8 @@ def resolve(requirements: list[str], *, python: Path | str,
 
 
 def _keep_log(log: Path, log_dir: Path | None) -> str | None:
+    import shutil
+
     if log_dir is None:
         return None
     try:

@@ -16,9 +16,9 @@ from typing import Literal
 
 from recipegen import lock as lock_mod
 from recipegen.build import BuildFailed, BuildOutcome
+from recipegen.fsutil import sha256_file
 from recipegen.pipeline import InstallRequest, build_packages
 from recipegen.progress import Reporter
-from recipegen.pypi import sha256_file
 from recipegen.reproducible import differences
 from recipegen.workroot import WorkRoot
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +81,8 @@ class WorkRoot:
         for folder in self.staging.iterdir():
             parts = folder.name.rsplit("-", 2)
             if len(parts) == 3 and parts[1].isdigit() and not _alive(int(parts[1])):
+                import shutil  # rarely: only a killed build leaves a folder
+
                 shutil.rmtree(folder, ignore_errors=True)
 
 
