@@ -74,6 +74,14 @@ class Run:
                    and e.get("status") == status
                    and all(e.get(k) == v for k, v in extra.items()))
 
+    def plan_cache(self) -> str:
+        """``hit``, or ``miss: <why>`` from the plan cache's event."""
+        event = next((e for e in self.events if e.get("event") == "cache"
+                      and e.get("cache") == "plan"), None)
+        if event is None:
+            return "none"
+        return "hit" if event.get("hit") else f"miss: {event.get('detail')}"
+
     def phases(self) -> dict[str, float]:
         """Seconds per phase: from each phase event to the next, the last to the result."""
         marks = [(e["elapsed"], PHASES.get(e["phase"], e["phase"])) for e in self.events
@@ -198,6 +206,7 @@ def warm_and_bare(work: Path, seed: Path, name: str, specs: list[str], constrain
     warm: list[float] = []
     bare: list[float] = []
     generated = built = 0
+    plan_cache: list[str] = []
     conda_specs: list[str] = []
     same = None
     for i in range(rounds):
@@ -208,6 +217,7 @@ def warm_and_bare(work: Path, seed: Path, name: str, specs: list[str], constrain
         warm.append(r.wall)
         generated += r.count("generating")
         built += r.count("building")
+        plan_cache.append(r.plan_cache())
         result = r.result()
         conda_specs = result.get("requested", [])
         installed = sorted(f"{c['name']} {c['new']}" for c in result.get("changes", [])
@@ -221,6 +231,7 @@ def warm_and_bare(work: Path, seed: Path, name: str, specs: list[str], constrain
         shutil.rmtree(prefix, ignore_errors=True)
         shutil.rmtree(work / f"env-{name}-bare-{i}", ignore_errors=True)
     return {"warm": warm, "bare": bare, "generated": generated, "built": built,
+            "plan_cache": plan_cache,
             "conda_specs": conda_specs, "same_packages": same}
 
 
@@ -268,12 +279,17 @@ def report(mach: dict, results: dict, seed_seconds: float, args) -> str:
         statistics.median(r["warm"]["warm"]) / statistics.median(r["warm"]["bare"])))
     row("warm runs: generated / built", lambda r: f"{r['warm']['generated']} / "
         f"{r['warm']['built']}")
+    row("warm runs: saved plan reused", lambda r: "{} of {}".format(
+        r["warm"]["plan_cache"].count("hit"), len(r["warm"]["plan_cache"])))
     row("warm and bare envs: same packages",
         lambda r: "yes" if r["warm"]["same_packages"] else "NO")
     lines += ["", "Warm and bare times, each run (s):", ""]
     for name, r in results.items():
         lines.append(f"* {name}: warm " + ", ".join(f"{x:.3f}" for x in r["warm"]["warm"])
                      + "; bare " + ", ".join(f"{x:.3f}" for x in r["warm"]["bare"]))
+        for i, state in enumerate(r["warm"]["plan_cache"]):
+            if state != "hit":
+                lines.append(f"  * warm run {i + 1}: plan cache {state}")
     lines += ["", "## What was measured", "",
               f"* Conda channel: a seed channel made by `recipegen seed` "
               f"({seed_seconds:.1f} s, once, not counted).",
@@ -312,7 +328,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default="httpx,rich,req20",
                         help="comma-separated input sets (default: all)")
-    parser.add_argument("--warm-runs", type=int, default=9, help="warm and bare runs each")
+    parser.add_argument("--warm-runs", type=int, default=15, help="warm and bare runs each")
     parser.add_argument("--no-jobs1", action="store_true",
                         help="skip the --jobs 1 cold runs (no speed-up figure)")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")

@@ -46,6 +46,8 @@ class BuildJob:
 
 @dataclass(frozen=True)
 class BuildOutcome:
+    """What became of one build job (the package file when built or cached)."""
+
     name: str
     status: Literal["built", "cached", "failed", "skipped"]
     package: Path | None

@@ -45,6 +45,8 @@ class Node:
 
 @dataclass
 class Closure:
+    """The dependency closure planned so far: resolutions, decisions, recipes."""
+
     resolution: Resolution  # the main one
     nodes: dict[str, Node]
     decisions: dict[str, Decision]

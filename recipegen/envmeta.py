@@ -68,8 +68,12 @@ def _dumps(data: object) -> str:
     """
     if not isinstance(data, dict) or not data:
         return json.dumps(data)
-    fields = [f"  {json.dumps(str(k))}: {json.dumps(v)}" for k, v in data.items()]
+    fields = [f"  {json.dumps(str(k))}: {_encode(v)}" for k, v in data.items()]
     return "{\n" + ",\n".join(fields) + "\n}"
+
+
+def _encode(value: object) -> str:
+    return value if isinstance(value, Verbatim) else json.dumps(value)
 
 
 _KEY = json.JSONDecoder()
@@ -103,6 +107,28 @@ def _fields(text: str) -> dict[str, str]:
     return out
 
 
+class Verbatim(str):
+    """A field's value as JSON text, written as it is: a file list left unparsed."""
+
+
+#: What only ``noarch: python`` records need parsed here (their ``.pyc`` files are added).
+_FILE_LISTS = ("files", "paths_data")
+
+
+def _load_record(text: str) -> dict:
+    """A record, its file lists kept as text unless it is ``noarch: python``.
+
+    python's record lists its 3000 files: parsing that takes longer than completing the
+    rest of a new env, and nothing here reads a compiled package's file lists.
+    """
+    fields = _fields(text) if len(text) > 65536 else {}
+    if not any(k in fields for k in _FILE_LISTS):
+        return json.loads(text)
+    record: dict = {k: Verbatim(v) if k in _FILE_LISTS else json.loads(v)
+                    for k, v in fields.items()}
+    return json.loads(text) if is_noarch_python(record) else record
+
+
 def _splice(data: dict, original: str, changed: set[str]) -> str | None:
     """``data`` as JSON, the fields not in ``changed`` copied as text from ``original``;
     None if ``original`` is not laid out so that its fields can be told apart."""
@@ -111,7 +137,7 @@ def _splice(data: dict, original: str, changed: set[str]) -> str | None:
     if not kept or any(k not in kept for k in unchanged) \
             or any(k not in data and k not in changed for k in kept):
         return None
-    lines = [f"  {json.dumps(str(k))}: {json.dumps(v) if k in changed else kept[k]}"
+    lines = [f"  {json.dumps(str(k))}: {_encode(v) if k in changed else kept[k]}"
              for k, v in data.items()]
     return "{\n" + ",\n".join(lines) + "\n}"
 
@@ -285,7 +311,8 @@ def complete(prefix: Path, requested_specs: Iterable[str],
     ``requested_specs`` are all the specs the user asked for in this env (conda keeps the
     one of each package in its record's ``requested_spec``). ``bytecode_cache`` is a
     directory of compiled code to reuse (:mod:`recipegen.pyccache`). Each record is read
-    once and written at most once; the records as written are returned.
+    once and written at most once; the records as written are returned, with the file
+    lists of packages other than ``noarch: python`` as their JSON text (:class:`Verbatim`).
     """
     from rattler import MatchSpec
 
@@ -295,7 +322,7 @@ def complete(prefix: Path, requested_specs: Iterable[str],
         if name is not None:
             by_name.setdefault(name.normalized, []).append(spec)
     texts = {p: p.read_text() for p in record_paths(prefix)}
-    loaded = [(p, json.loads(t)) for p, t in texts.items()]
+    loaded = [(p, _load_record(t)) for p, t in texts.items()]
     changed: set[str] = set()
     for _path, record in loaded:
         before = [record.get(k, _MISSING) for k in _COMPLETED]
@@ -454,6 +481,8 @@ class PipDistribution:
 
 @dataclass(frozen=True)
 class EnvPackage:
+    """One package of an env as ``recipegen list`` shows it."""
+
     name: str
     version: str
     build: str

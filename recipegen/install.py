@@ -28,6 +28,8 @@ from recipegen.target import Target
 
 @dataclass(frozen=True)
 class Change:
+    """One package's change in an env, as shown to the user and recorded."""
+
     name: str
     old: str | None  # "version build" installed now, None if new
     new: str | None  # "version build" after, None if removed

@@ -98,6 +98,8 @@ class LockedPackage:
 
 @dataclass(frozen=True)
 class Lock:
+    """Everything one install or build used and made, as the lock file holds it."""
+
     tools: dict[str, str]
     python: str
     platform: str

@@ -80,6 +80,8 @@ class MappedName:
 
 @dataclass(frozen=True)
 class _Table:
+    """The bundled PyPI↔conda name table, indexed both ways."""
+
     version: str
     forward: Mapping[str, tuple[str, str]]
     """normalized PyPI name → (conda name, source), same-name entries included."""

@@ -91,6 +91,8 @@ class InstallPlan:
 
 @dataclass(frozen=True)
 class InstallResult:
+    """What an executed plan built and the env solution it installed."""
+
     plan: InstallPlan
     builds: tuple[BuildOutcome, ...]
     solution: Solution | None

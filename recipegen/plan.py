@@ -43,6 +43,8 @@ class BuildStep:
 
 @dataclass(frozen=True)
 class BuildOrder:
+    """The builds in an order where each comes after what it needs."""
+
     steps: tuple[BuildStep, ...]
     broken_cycles: tuple[tuple[str, ...], ...] = field(default=())
 

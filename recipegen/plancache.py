@@ -34,7 +34,6 @@ import functools
 import hashlib
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -277,6 +276,8 @@ def projects_of(resolution: Resolution | None, decisions: dict[str, Decision],
         wanted.setdefault(d.name, set()).add(d.version)
     unpinned = sorted(n for n, versions in wanted.items()
                       if not (n in pins and all(_same_version(pins[n], v) for v in versions)))
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         lists = dict(zip(unpinned, pool.map(lambda n: release_list(pypi.project(n)), unpinned),
                          strict=True))
@@ -301,6 +302,8 @@ def check_pypi(projects: list[Project], make_client, sources: list[Path],
         except RecipegenError as exc:
             return f"PyPI could not be asked about {p.name} ({exc.message})"
         return None if now == p.releases else f"{p.name} has new or changed releases on PyPI"
+
+    from concurrent.futures import ThreadPoolExecutor  # a plan with unpinned projects
 
     with ThreadPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
         for reason in pool.map(fetch, todo):

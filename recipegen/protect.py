@@ -22,6 +22,8 @@ SIGNATURE = "# Written by recipegen: this conda env's Python packages are manage
 
 @dataclass(frozen=True)
 class Protection:
+    """Whether an env carries the EXTERNALLY-MANAGED marker, and where it goes."""
+
     prefix: Path
     marker: Path | None  # where the marker goes (None: the env has no python)
     on: bool  # a marker is there

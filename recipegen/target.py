@@ -17,25 +17,35 @@ from recipegen.errors import RecipegenError, UsageError
 
 #: PEP 508 marker variables as an interpreter sees them (stdlib only, any CPython 3): run
 #: in a subprocess for another interpreter, in-process for this one.
+#: On POSIX ``platform``'s answers are ``os.uname()``'s, read here without importing it.
 _MARKER_ENV_CODE = r"""
-import os, platform, sys
+import os, sys
 def fmt(info):
     v = "{0.major}.{0.minor}.{0.micro}".format(info)
     if info.releaselevel != "final":
         v += info.releaselevel[0] + str(info.serial)
     return v
 def marker_values():
+    if hasattr(os, "uname") and sys.implementation.name == "cpython":
+        u = os.uname()
+        machine, release, system, version = u.machine, u.release, u.sysname, u.version
+        full, impl = sys.version.split()[0], "CPython"
+    else:
+        import platform
+        machine, release, system, version = (platform.machine(), platform.release(),
+                                             platform.system(), platform.version())
+        full, impl = platform.python_version(), platform.python_implementation()
     return {
         "implementation_name": sys.implementation.name,
         "implementation_version": fmt(sys.implementation.version),
         "os_name": os.name,
-        "platform_machine": platform.machine(),
-        "platform_release": platform.release(),
-        "platform_system": platform.system(),
-        "platform_version": platform.version(),
-        "python_full_version": platform.python_version(),
-        "platform_python_implementation": platform.python_implementation(),
-        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "platform_machine": machine,
+        "platform_release": release,
+        "platform_system": system,
+        "platform_version": version,
+        "python_full_version": full,
+        "platform_python_implementation": impl,
+        "python_version": "%d.%d" % sys.version_info[:2],
         "sys_platform": sys.platform,
     }
 """

@@ -22,6 +22,8 @@ DEFAULT_WORK_ROOT = Path("recipes-out")
 
 @dataclass(frozen=True)
 class WorkRoot:
+    """The folder of recipes, local channel, logs and caches, and its layout."""
+
     root: Path
 
     @classmethod

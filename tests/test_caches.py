@@ -349,6 +349,27 @@ def test_record_fields_kept_as_text_when_unchanged() -> None:
     assert envmeta._splice(changed, json.dumps(record), {"constrains"}) is None  # one line
 
 
+def test_big_compiled_records_are_completed_without_parsing_their_file_lists(
+        tmp_path: Path) -> None:
+    meta = tmp_path / "conda-meta"
+    meta.mkdir()
+    files = [f"lib/python3.11/mod{i}.py" for i in range(3000)]  # python's: far over 64 KiB
+    record = {"name": "python", "version": "3.11.7", "build": "0_cpython", "files": files,
+              "paths_data": {"paths_version": 1,
+                             "paths": [{"_path": f, "path_type": "hardlink"} for f in files]},
+              "url": "file:///nowhere/python-3.11.7-0_cpython.conda"}
+    original = json.dumps(record, indent=2)
+    (meta / "python-3.11.7-0_cpython.json").write_text(original)
+    (written,) = envmeta.complete(tmp_path, ["python >=3.11"])
+    assert isinstance(written["files"], envmeta.Verbatim)  # never parsed
+    text = (meta / "python-3.11.7-0_cpython.json").read_text()
+    after = json.loads(text)
+    assert after == {**record, "requested_specs": ["python >=3.11"],
+                     "requested_spec": "python >=3.11", "depends": [], "constrains": [],
+                     "build_number": 0, "fn": "python-3.11.7-0_cpython.conda"}
+    assert original[original.index('"files"'):original.index('"url"')] in text  # as it was
+
+
 # -- progress ----------------------------------------------------------------------------------
 
 
@@ -415,3 +436,15 @@ def test_the_longest_chain_starts_first() -> None:
     ready = sorted(["certifi", "flit-core", "setuptools", "poetry-core"], key=rank.get)
     assert ready[:2] == ["flit-core", "setuptools"]  # heads of the 7-deep chain
     assert ready[-1] == "certifi"  # only httpx waits for it
+
+
+def test_marker_values_are_packagings() -> None:
+    """The marker values read without importing ``platform`` are what pip evaluates."""
+    from packaging.markers import default_environment
+
+    from recipegen.target import marker_environment
+
+    assert marker_environment() == default_environment()
+    other = Path(sys.executable).resolve()  # this interpreter by another name: a subprocess
+    assert other != Path(sys.executable)
+    assert marker_environment(other) == default_environment()
