@@ -260,6 +260,8 @@ def _make_plan(req: InstallRequest, reporter: Reporter, cache: Path) -> InstallP
                       requested=requested)
 
     def resolver(requirements: list[str], constrained: bool) -> Resolution:
+        if reporter.current_phase == "channels":  # the conflict search's next pip run
+            reporter.phase("resolve", f"{len(requirements)} requirement(s)")
         return resolve(requirements, python=python_exe,
                        constraints=req.constraints if constrained else (),
                        use_cache=not req.dry_run, timeout=req.resolve_timeout,

@@ -23,6 +23,7 @@ MAX_OUTPUT = 64 << 20
 
 _ACTIVE: set[int] = set()
 _LOCK = threading.Lock()
+_KILLS = 0  # how many times kill_all ran: a child starting meanwhile is killed on arrival
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,19 @@ def run(args: list[str], *, timeout: float, log: Path, stdout: IO | None = None,
     it left running in the background goes too).
     """
     start = time.monotonic()
+    with _LOCK:
+        kills = _KILLS
     with open(log, "ab") as log_fh:
         proc = subprocess.Popen(args, stdin=stdin, stdout=stdout or log_fh, stderr=log_fh,
                                 env=env, cwd=cwd, start_new_session=True)
     with _LOCK:
         _ACTIVE.add(proc.pid)
+        late = kills != _KILLS  # Ctrl-C came while it was starting: kill_all missed it
     why = ""
     try:
+        if late:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
         status, why = _wait(proc.pid, log, timeout, max_output)
     finally:
         # Killed before it is reaped: its pid (the group id) cannot have been reused.
@@ -69,7 +76,9 @@ def run(args: list[str], *, timeout: float, log: Path, stdout: IO | None = None,
 
 def kill_all() -> None:
     """Kill every running child group (on Ctrl-C); their waits then return at once."""
+    global _KILLS
     with _LOCK:
+        _KILLS += 1
         pids = list(_ACTIVE)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):

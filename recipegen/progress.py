@@ -54,6 +54,7 @@ class Reporter:
         self.stream = stream or sys.stderr
         self.out = out or sys.stdout
         self.start = time.monotonic()
+        self.current_phase: str | None = None
         self.live = (mode == "human" and _is_tty(self.stream)) if live is None else live
         self._lock = threading.RLock()
         self._active: dict[str, tuple[str, float]] = {}  # package → (status, since)
@@ -73,6 +74,7 @@ class Reporter:
 
     def phase(self, name: str, detail: str = "") -> None:
         """A pipeline phase starts (resolve, map, generate, build, install)."""
+        self.current_phase = name
         self._emit({"event": "phase", "phase": name, "detail": detail})
         if self.mode == "human":
             self._line(f"{name}{': ' + detail if detail else ''}")

@@ -385,6 +385,16 @@ def test_json_events_carry_elapsed_seconds_per_package() -> None:
     assert events[3] == {**events[3], "event": "cache", "cache": "plan", "hit": True}
 
 
+def test_the_reporter_knows_the_phase_under_way() -> None:
+    """(The planner files a conflict search's pip runs under resolve by it, not under the
+    channel lookup that happened to come before.)"""
+    r = Reporter("json", out=io.StringIO())
+    assert r.current_phase is None
+    r.phase("channels", "looking up 3 packages")
+    r.phase("resolve", "2 requirement(s)")
+    assert r.current_phase == "resolve"
+
+
 def test_quiet_prints_only_warnings_and_plain_lines_without_a_terminal() -> None:
     quiet = io.StringIO()
     r = Reporter("quiet", stream=quiet)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tarfile
 import threading
@@ -165,6 +166,25 @@ def test_kill_all_ends_running_children_at_once(tmp_path: Path) -> None:
     procgroup.kill_all()
     thread.join(60)
     assert result and result[0].returncode == -9 and not result[0].timed_out
+    assert_no_processes_with(marker)
+
+
+def test_a_child_started_while_kill_all_runs_is_killed_too(tmp_path: Path,
+                                                           monkeypatch) -> None:
+    """Ctrl-C between a child's start and its registration must not let it run on."""
+    marker = f"recipegen-test-{uuid.uuid4().hex}"
+    real_popen = subprocess.Popen
+
+    def popen_then_interrupt(*args, **kwargs):  # kill_all lands in the window, every time
+        proc = real_popen(*args, **kwargs)
+        procgroup.kill_all()
+        return proc
+
+    monkeypatch.setattr(procgroup.subprocess, "Popen", popen_then_interrupt)
+    started = time.monotonic()
+    done = procgroup.run([sys.executable, "-c", SLEEPER, marker], timeout=3600,
+                         log=tmp_path / "log")
+    assert done.returncode == -9 and time.monotonic() - started < 60
     assert_no_processes_with(marker)
 
 
