@@ -39,10 +39,14 @@ def _reporter(args: argparse.Namespace) -> Reporter:
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
     """Name-mapping overrides: config file first, ``--map`` flags on top."""
     from recipegen.config import load_config
-    from recipegen.mapping import parse_override
 
     config = load_config(Path.cwd())
-    return {**config.mapping, **dict(parse_override(t) for t in getattr(args, "map", None) or [])}
+    flags = getattr(args, "map", None) or []
+    if not flags:  # (the mapping module is loaded only for them: not on a warm install)
+        return dict(config.mapping)
+    from recipegen.mapping import parse_override
+
+    return {**config.mapping, **dict(parse_override(t) for t in flags)}
 
 
 def _config_channels() -> tuple[str, ...]:

@@ -18,7 +18,6 @@ whose record is gone is ignored (and pruned by the next recipegen change).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recipegen.errors import RecipegenError
+from recipegen.fsutil import sha256_if_readable
 from recipegen.pyccache import PycCache
 
 SIDECAR_DIR = Path("conda-meta") / "recipegen" / "built"
@@ -253,13 +253,9 @@ def _digests(prefix: Path, record: dict, sources: list[str]) -> dict[str, str]:
     out = {}
     for src in sources:
         digest = listed.get(src)
-        if not digest:
-            try:
-                with open(f"{prefix}/{src}", "rb") as fh:
-                    digest = hashlib.sha256(fh.read()).hexdigest()
-            except OSError:
-                continue
-        out[src] = digest
+        digest = digest or sha256_if_readable(f"{prefix}/{src}")
+        if digest:
+            out[src] = digest
     return out
 
 
@@ -408,13 +404,6 @@ def _sidecar(prefix: Path, record: Mapping) -> Path:
     return prefix / SIDECAR_DIR / f"{dist_name(record)}.json"
 
 
-def _sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
 def record_provenance(prefix: Path, recipe_dirs: Iterable[Path] = (),
                       records: list[dict] | None = None) -> None:
     """Note, for each newly linked package recipegen built, its PyPI origin and recipe.
@@ -442,11 +431,11 @@ def record_provenance(prefix: Path, recipe_dirs: Iterable[Path] = (),
         origin = (about.get("extra") or {}).get("recipegen")
         if not isinstance(origin, dict) or not origin.get("pypi_name"):
             continue
-        inside = _sha256(pkg / "info" / "recipe" / "recipe.yaml")
+        inside = sha256_if_readable(pkg / "info" / "recipe" / "recipe.yaml")
         recipe = None
         for directory in recipe_dirs:
             candidate = Path(directory) / record["name"] / "recipe.yaml"
-            if inside is not None and _sha256(candidate) == inside:
+            if inside is not None and sha256_if_readable(candidate) == inside:
                 recipe = str(candidate)
                 break
         target.parent.mkdir(parents=True, exist_ok=True)

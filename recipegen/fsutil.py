@@ -4,6 +4,7 @@ the new one and never half of one."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -23,15 +24,24 @@ def atomic_write(path: Path, data: str | bytes, *, prefix: str = ".part-") -> Pa
             fh.write(data.encode() if isinstance(data, str) else data)
         os.chmod(tmp, 0o644)  # whatever the umask
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
+    except BaseException:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        raise
     return path
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_if_readable(path: str | os.PathLike[str]) -> str | None:
+    """The file's sha256, or None if it cannot be read (missing, a directory, no access)."""
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None

@@ -324,7 +324,8 @@ def _saved_plan(inputs: dict, req: InstallRequest, target: Target, python_versio
                 python_exe: Path, all_channels: list[str], work: WorkRoot, cache: Path,
                 gateway, reporter: Reporter) -> InstallPlan | None:
     """The plan saved for this key, if the channels and PyPI would still give it."""
-    saved = plancache.load(cache / "plans", plancache.plan_key(inputs))
+    key = plancache.plan_key(inputs)
+    saved = plancache.load(cache / "plans", key)
     if saved is None:
         reporter.cache("plan", False, plancache.why_missing(cache / "plans", inputs))
         return None
@@ -340,7 +341,6 @@ def _saved_plan(inputs: dict, req: InstallRequest, target: Target, python_versio
     if reason is not None:
         reporter.cache("plan", False, reason)
         return None
-    key = plancache.plan_key(inputs)
     if digest != saved.availability:  # same decisions: check by digest next time
         plancache.note_availability(cache / "plans", key, digest)
     reporter.cache("plan", True, f"the plan of an earlier run still holds: "
@@ -480,6 +480,8 @@ def build_packages(plan: InstallPlan, req: InstallRequest, reporter: Reporter
     A package whose import test fails on a module it does not declare is built again
     without that test (once); the plan returned holds the recipes that were built.
     """
+    from recipegen.build import BuildFailed, build_all
+
     work = WorkRoot.at(req.work_root)
     retested: set[str] = set()
     while True:
@@ -488,8 +490,6 @@ def build_packages(plan: InstallPlan, req: InstallRequest, reporter: Reporter
             return plan, ()
         present = sum(localchannel.has_package(work.channel, j.subdir, j.file_name)
                       is not None for j in jobs)
-        from recipegen.build import BuildFailed, build_all
-
         reporter.phase("build", f"{len(jobs) - present} package(s), {req.jobs} at a time"
                        + (f"; {present} already in the local channel" if present else ""))
         try:
@@ -587,7 +587,10 @@ _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
 def _requirement_name(text: str) -> str:
-    """The normalized name a PEP 508 requirement starts with (without parsing the rest)."""
+    """The normalized name a PEP 508 requirement starts with (without parsing the rest).
+
+    ``mapping.normalize``'s rule, spelt here: the mapping module (its table's types) is
+    not otherwise loaded by a warm install, and this runs on every install."""
     match = _NAME.match(text.strip())
     return re.sub(r"[-_.]+", "-", match.group(0)).lower() if match else text
 
@@ -610,8 +613,7 @@ def installed_builds(plan: InstallPlan) -> list[str]:
             dep = _requirement_name(text)
             if dep in built:
                 stack.append(dep)
-    return [f"{built[n].spec.name} =={built[n].spec.version} {built[n].spec.build_string}"
-            for n in sorted(seen)]
+    return [_pin(built[n]) for n in sorted(seen)]
 
 
 def execute(plan: InstallPlan, req: InstallRequest, reporter: Reporter) -> InstallResult:

@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlparse
 from recipegen.channels import Availability, ChannelPackage
 from recipegen.errors import RecipegenError
 from recipegen.fingerprint import code_fingerprint, installed_version
-from recipegen.fsutil import atomic_write
+from recipegen.fsutil import atomic_write, sha256_if_readable
 from recipegen.plan import BuildOrder, BuildStep, Decision
 from recipegen.resolve import Resolution, ResolvedDist
 
@@ -49,13 +49,6 @@ SCHEMA = 1
 
 
 # -- the key ---------------------------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 def pip_config_files(python: Path) -> list[Path]:
@@ -81,7 +74,7 @@ _PIP_QUIET_VARS = {"PIP_CACHE_DIR", "PIP_NO_CACHE_DIR", "PIP_DEFAULT_TIMEOUT", "
 
 def pip_configuration(python: Path) -> dict:
     """What configures the resolver besides the request: pip's files and variables."""
-    files = {str(p): _sha256(p) for p in pip_config_files(python) if p.is_file()}
+    files = {str(p): sha256_if_readable(p) for p in pip_config_files(python) if p.is_file()}
     env = {k: v for k, v in sorted(os.environ.items())
            if (k.startswith("PIP_") and k not in _PIP_QUIET_VARS) or k == "RECIPEGEN_PYPI_URL"}
     return {"files": files, "env": env}
@@ -143,7 +136,7 @@ def plan_inputs(*, specs: tuple[str, ...], constraints: tuple[Path, ...], option
         "recipegen": code_fingerprint(),
         "tools": {d: installed_version(d) for d in ("pip", "grayskull")},
         "specs": list(specs),
-        "constraints": [_sha256(Path(c)) for c in constraints],
+        "constraints": [sha256_if_readable(c) for c in constraints],
         "options": options,
         "platform": platform,
         "python": python_version,

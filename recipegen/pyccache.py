@@ -24,6 +24,8 @@ import struct
 import threading
 from pathlib import Path
 
+from recipegen.fsutil import sha256_file
+
 HEADER = 16  # magic, flags, source mtime, source size (PEP 552, timestamp mode)
 LAYOUT = "pyc2"  # bump when what an entry holds changes
 
@@ -58,7 +60,7 @@ class PycCache:
         if _link(self._entry(key, st), pyc_path):
             return True
         other = next(iter(self._variants(key)), None)  # the same code for another mtime
-        if other is None or _sha256(source_path) != sha256:
+        if other is None or sha256_file(source_path) != sha256:
             return False
         with open(other, "rb") as fh:
             data = fh.read()
@@ -90,11 +92,6 @@ class PycCache:
         entry = self._entry(key, st)
         if not os.path.exists(entry):
             _atomic_write(entry, data)
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
 
 
 def _link(entry: str, pyc_path: str) -> bool:
